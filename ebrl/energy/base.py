@@ -1,0 +1,110 @@
+"""The ``Energy`` contract.
+
+Sign convention (stated once for the whole library): lower energy means more probable,
+
+    p(x) ∝ exp(-E(x) / T),
+
+and for reinforcement learning E(s, a) = -Q(s, a). Nothing in ebrl flips this locally.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ebrl._checks import check_energy_output, check_finite, check_tensor
+
+EnergyFn = Callable[[Tensor], Tensor]
+"""Anything that maps a batch ``(B, *event)`` to energies ``(B,)``: an ``Energy`` or a closure."""
+
+
+class Configurable:
+    """Mixin that records every subclass so a checkpoint can rebuild it from its config.
+
+    Subclasses implement ``get_config()`` returning the keyword arguments of their constructor
+    (plain Python values only, so checkpoints load with ``torch.load(weights_only=True)``).
+    """
+
+    _registry: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Configurable._registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define get_config(); to load its checkpoint pass an "
+            f"instance: ebrl.load_model(path, model=my_model)"
+        )
+
+    @classmethod
+    def class_key(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @staticmethod
+    def lookup(key: str) -> type:
+        """Return the class registered under ``module.QualName``, importing its module if needed."""
+        if key not in Configurable._registry:
+            module = key.rsplit(".", 1)[0]
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ValueError(f"checkpoint names class '{key}', whose module cannot be imported") from exc
+        if key not in Configurable._registry:
+            raise ValueError(f"checkpoint names class '{key}', which is not a known ebrl model")
+        return Configurable._registry[key]
+
+
+class Energy(Configurable, nn.Module):
+    """Base class for energies ``E: (B, *event_shape) -> (B,)``.
+
+    Subclasses implement ``forward``. Calling the module checks the result: an output that is
+    not of shape ``(B,)`` or that holds NaN/inf raises ``ValueError`` naming the shapes. The
+    finiteness check synchronises with the device; samplers therefore call ``forward`` directly
+    and check finiteness once, after their loop (see ``ebrl.samplers``).
+
+    Attributes:
+        event_shape: shape of one configuration, or ``None`` to accept any. When set, inputs of
+            another shape raise ``ValueError``.
+        check_finite: whether ``__call__`` checks that energies are finite (default ``True``).
+    """
+
+    event_shape: tuple[int, ...] | None = None
+    check_finite: bool = True
+
+    def __call__(self, x: Tensor) -> Tensor:
+        check_tensor("x", x, min_dim=1)
+        if self.event_shape is not None and tuple(x.shape[1:]) != tuple(self.event_shape):
+            raise ValueError(
+                f"{type(self).__name__} expects x of shape (B, {', '.join(map(str, self.event_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        out = super().__call__(x)
+        check_energy_output(out, x.shape[:1], who=type(self).__name__, input_shape=x.shape)
+        if self.check_finite:
+            check_finite(f"{type(self).__name__} output", out)
+        return out
+
+    def score(self, x: Tensor, *, temperature: float = 1.0) -> Tensor:
+        """The score ∇_x log p(x) = -∇_x E(x) / T, shape ``(B, *event_shape)``.
+
+        Works under ``torch.no_grad()`` (it enables gradients locally) and does not build a
+        graph through the result.
+        """
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self(x).sum(), x)
+        return -grad / temperature
+
+
+def unchecked(energy: EnergyFn) -> EnergyFn:
+    """The fastest way to evaluate ``energy`` inside a loop: ``forward`` for an ``Energy``.
+
+    Callers are responsible for checking shape and finiteness (the samplers do both, without a
+    host synchronisation per step).
+    """
+    return energy.forward if isinstance(energy, Energy) else energy
