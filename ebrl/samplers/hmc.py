@@ -25,9 +25,11 @@ from ebrl.samplers.base import (
 class HMC(Sampler):
     """Hamiltonian Monte Carlo: leapfrog trajectories with a Metropolis correction.
 
-    Each of ``n_steps`` iterations draws a momentum p ~ N(0, mI), integrates Hamilton's equations
-    for H(x, p) = E(x)/T + ‖p‖²/2m with ``n_leapfrog`` leapfrog steps of size ε, and accepts the
-    endpoint with probability min(1, exp(H_start - H_end)). The gradient at the current state is
+    Each of ``n_steps`` iterations draws a momentum p ~ N(0, mT I), integrates Hamilton's
+    equations for H(x, p) = E(x) + ‖p‖²/2m with ``n_leapfrog`` leapfrog steps of size ε, and
+    accepts the endpoint with probability min(1, exp((H_start - H_end)/T)); the joint target
+    exp(-H/T) has exp(-E/T) as its marginal. As in ``Langevin``, ε is in units of E and the
+    temperature only scales the momentum. The gradient at the current state is
     carried between iterations, so one iteration costs ``n_leapfrog`` gradient evaluations.
     With ``bounds`` the target is truncated to the box (endpoints outside are rejected).
 
@@ -58,36 +60,33 @@ class HMC(Sampler):
     def _run(self, energy, x0, *, generator, record):
         fn, x, gen = prepare(energy, x0, generator)
         lohi = bounds_tensors(self.bounds, x)
-        inv_t, eps, m = 1.0 / self.temperature, self.step_size, self.mass
-        e, total, grad = energy_and_grad(fn, x)
-        u, grad_u = e * inv_t, grad * inv_t  # (B,), (B, *event)
+        eps, m, temp = self.step_size, self.mass, self.temperature
+        e, total, grad = energy_and_grad(fn, x)  # (B,), (), (B, *event)
         sentinels, energies = [total], ([e] if record else None)
         n_accepted = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
         for _ in range(self.n_steps):
-            p = math.sqrt(m) * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            h_start = u + per_chain(p.square()) / (2 * m)  # (B,)
-            q, g = x, grad_u
+            p = math.sqrt(m * temp) * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            h_start = e + per_chain(p.square()) / (2 * m)  # (B,)
+            q, g = x, grad
             p = p - 0.5 * eps * g  # half step in momentum
             for k in range(self.n_leapfrog):
                 q = q + (eps / m) * p  # full step in position
-                e_q, total_q, g_e = energy_and_grad(fn, q)
-                g = g_e * inv_t
+                e_q, total_q, g = energy_and_grad(fn, q)
                 p = p - (eps if k < self.n_leapfrog - 1 else 0.5 * eps) * g
             sentinels.append(total_q)
-            u_q = e_q * inv_t
-            h_end = u_q + per_chain(p.square()) / (2 * m)
+            h_end = e_q + per_chain(p.square()) / (2 * m)
             log_unif = torch.rand(x.shape[0], generator=gen, device=x.device, dtype=x.dtype).log()
-            accept = log_unif < (h_start - h_end)  # NaN rejects
+            accept = log_unif < (h_start - h_end) / temp  # NaN rejects
             inside = in_bounds(q, lohi)
             if inside is not None:
                 accept = accept & inside
             mask = accept.view(-1, *([1] * (x.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
             x = torch.where(mask, q, x)
-            grad_u = torch.where(mask, g, grad_u)
-            u = torch.where(accept, u_q, u)
+            grad = torch.where(mask, g, grad)
+            e = torch.where(accept, e_q, e)
             n_accepted += accept
             if energies is not None:
-                energies.append(u * self.temperature)
+                energies.append(e)
         raise_if_diverged(
             "HMC", sentinels, n_steps=self.n_steps, final=None, allow_pos_inf=True,
             hint=f"A leapfrog trajectory blew up; lower step_size (now {eps}) or n_leapfrog.",

@@ -30,11 +30,14 @@ class Langevin(Sampler):
 
     Update, for steps t = 0 .. n_steps-1::
 
-        x ← x - (ε_t / T) · clip(∇E(x)) + σ_t · ξ,    ξ ~ N(0, I)
+        x ← x - ε_t · clip(∇E(x)) + σ_t · ξ,    ξ ~ N(0, I)
 
-    with σ_t = √(2 ε_t) by default, which makes the chain target exp(-E/T) as ε → 0. Setting
-    ``noise_scale`` decouples the noise from the step, the common heuristic of IGEBM and JEM
-    (e.g. ``step_size=10, noise_scale=0.005`` on images), which no longer samples p exactly.
+    with σ_t = √(2 ε_t T) by default, which makes the chain target exp(-E/T) as ε → 0. The step
+    is in units of E and the temperature only scales the noise, so lowering T (a colder policy)
+    never makes the drift unstable. Setting ``noise_scale`` decouples the noise from the step,
+    the common heuristic of IGEBM and JEM (e.g. ``step_size=10, noise_scale=0.005`` on images),
+    which no longer samples p exactly. To find low-energy points, anneal the step
+    (``step_size_final``) at a low temperature.
 
     Example::
 
@@ -47,7 +50,7 @@ class Langevin(Sampler):
     Args:
         step_size: ε > 0 (the first step when ``step_size_final`` is set).
         n_steps: number of updates, >= 1.
-        noise_scale: σ; ``None`` means √(2ε_t), exact Langevin.
+        noise_scale: σ; ``None`` means √(2 ε_t T), exact Langevin.
         temperature: T > 0.
         grad_clip: clamp each gradient element to [-c, c] (IGEBM's stabiliser); ``None`` = off.
         bounds: ``(low, high)`` box, floats or per-dimension sequences; ``None`` = unbounded.
@@ -80,14 +83,14 @@ class Langevin(Sampler):
         check_bounds(self.bounds)
 
     def schedule(self) -> list[tuple[float, float]]:
-        """``[(drift coefficient ε_t/T, noise scale σ_t)]`` for every step, as Python floats."""
+        """``[(step ε_t, noise scale σ_t)]`` for every step, as Python floats."""
         n, eps0 = self.n_steps, self.step_size
         eps_n = eps0 if self.step_size_final is None else self.step_size_final
         out = []
         for t in range(n):
             eps = eps0 * (eps_n / eps0) ** (t / max(n - 1, 1))
-            sigma = math.sqrt(2 * eps) if self.noise_scale is None else self.noise_scale
-            out.append((eps / self.temperature, sigma))
+            sigma = math.sqrt(2 * eps * self.temperature) if self.noise_scale is None else self.noise_scale
+            out.append((eps, sigma))
         return out
 
     def _run(self, energy, x0, *, generator, record):
@@ -122,9 +125,10 @@ class Langevin(Sampler):
 class MALA(Sampler):
     """Metropolis-adjusted Langevin: a Langevin proposal corrected by an accept/reject step.
 
-    With U = E/T, the proposal is y = x - ε∇U(x) + √(2ε) ξ, accepted with probability
+    The proposal is y = x - ε∇E(x) + √(2εT) ξ (the step in units of E, as in ``Langevin``),
+    accepted with probability
 
-        min(1, exp(U(x) - U(y)) · q(x | y) / q(y | x)),  q(y | x) ∝ exp(-‖y - x + ε∇U(x)‖² / 4ε),
+        min(1, exp((E(x) - E(y))/T) · q(x | y) / q(y | x)),  q(y | x) ∝ exp(-‖y - x + ε∇E(x)‖² / 4εT),
 
     so the chain leaves exp(-E/T) exactly invariant at any step size. With ``bounds`` the target
     is truncated to the box: proposals outside it are rejected (clamping or reflecting would
@@ -152,20 +156,18 @@ class MALA(Sampler):
     def _run(self, energy, x0, *, generator, record):
         fn, x, gen = prepare(energy, x0, generator)
         lohi = bounds_tensors(self.bounds, x)
-        inv_t, eps = 1.0 / self.temperature, self.step_size
-        e, total, grad = energy_and_grad(fn, x)
-        u, grad_u = e * inv_t, grad * inv_t  # U = E/T and ∇U: (B,), (B, *event)
+        eps, temp = self.step_size, self.temperature
+        e, total, grad = energy_and_grad(fn, x)  # (B,), (), (B, *event)
         sentinels, energies = [total], ([e] if record else None)
         n_accepted = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
         for _ in range(self.n_steps):
             noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            y = x - eps * grad_u + math.sqrt(2 * eps) * noise
+            y = x - eps * grad + math.sqrt(2 * eps * temp) * noise
             e_y, total_y, grad_y = energy_and_grad(fn, y)
             sentinels.append(total_y)
-            u_y, grad_u_y = e_y * inv_t, grad_y * inv_t
             log_q_fwd = -0.5 * per_chain(noise.square())  # log q(y|x) + const: (B,)
-            log_q_bwd = -per_chain((x - y + eps * grad_u_y).square()) / (4 * eps)  # log q(x|y)
-            log_alpha = (u - u_y) + log_q_bwd - log_q_fwd  # (B,)
+            log_q_bwd = -per_chain((x - y + eps * grad_y).square()) / (4 * eps * temp)  # log q(x|y)
+            log_alpha = (e - e_y) / temp + log_q_bwd - log_q_fwd  # (B,)
             log_unif = torch.rand(x.shape[0], generator=gen, device=x.device, dtype=x.dtype).log()
             accept = log_unif < log_alpha  # NaN or -inf log_alpha rejects
             inside = in_bounds(y, lohi)
@@ -173,11 +175,11 @@ class MALA(Sampler):
                 accept = accept & inside
             mask = accept.view(-1, *([1] * (x.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
             x = torch.where(mask, y, x)
-            grad_u = torch.where(mask, grad_u_y, grad_u)
-            u = torch.where(accept, u_y, u)
+            grad = torch.where(mask, grad_y, grad)
+            e = torch.where(accept, e_y, e)
             n_accepted += accept
             if energies is not None:
-                energies.append(u * self.temperature)
+                energies.append(e)
         raise_if_diverged(
             "MALA", sentinels, n_steps=self.n_steps, final=None, allow_pos_inf=True,
             hint=f"The energy returned NaN or -inf at a proposal; check the energy or lower step_size (now {eps}).",
