@@ -7,8 +7,9 @@ synchronise with the device, so they belong at API boundaries, never inside samp
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -116,3 +117,16 @@ def resolve_generator(generator: torch.Generator | None, device: torch.device) -
     fresh = torch.Generator(device=device)
     fresh.seed()
     return fresh
+
+
+@contextlib.contextmanager
+def seeded_init(generator: torch.Generator) -> Iterator[None]:
+    """Build modules with weights drawn from ``generator``, leaving the global RNG as it was.
+
+    ``torch.nn`` layers initialise from the global RNG; inside this block it is seeded from
+    ``generator`` and restored on exit (``torch.random.fork_rng``).
+    """
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

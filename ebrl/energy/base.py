@@ -76,13 +76,17 @@ class Energy(Configurable, nn.Module):
     event_shape: tuple[int, ...] | None = None
     check_finite: bool = True
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def check_input(self, x: Tensor) -> None:
+        """Raise ``ValueError`` if ``x`` is not a batch this energy accepts. Free: no device sync."""
         check_tensor("x", x, min_dim=1)
         if self.event_shape is not None and tuple(x.shape[1:]) != tuple(self.event_shape):
             raise ValueError(
                 f"{type(self).__name__} expects x of shape (B, {', '.join(map(str, self.event_shape))}), "
                 f"got {tuple(x.shape)}"
             )
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.check_input(x)
         out = super().__call__(x)
         check_energy_output(out, x.shape[:1], who=type(self).__name__, input_shape=x.shape)
         if self.check_finite:
@@ -101,10 +105,16 @@ class Energy(Configurable, nn.Module):
         return -grad / temperature
 
 
-def unchecked(energy: EnergyFn) -> EnergyFn:
+def unchecked(energy: EnergyFn, x: Tensor | None = None) -> EnergyFn:
     """The fastest way to evaluate ``energy`` inside a loop: ``forward`` for an ``Energy``.
 
-    Callers are responsible for checking shape and finiteness (the samplers do both, without a
-    host synchronisation per step).
+    Given a sample batch ``x``, first checks that the energy accepts its shape (free: no device
+    synchronisation), so a wrong shape fails with a clear message, not deep inside torch.
+    Callers remain responsible for checking output shape and finiteness (the samplers do both,
+    without a host synchronisation per step).
     """
-    return energy.forward if isinstance(energy, Energy) else energy
+    if not isinstance(energy, Energy):
+        return energy
+    if x is not None:
+        energy.check_input(x)
+    return energy.forward

@@ -131,13 +131,13 @@ class ConvEnergy(Energy):
         self.features = nn.Sequential(*layers)
         self.head = _maybe_sn(nn.Linear(width, 1), self.spectral_norm)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        if isinstance(x, Tensor) and (x.dim() != 4 or x.shape[1] != self.in_channels):
+    def check_input(self, x: Tensor) -> None:
+        super().check_input(x)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"ConvEnergy expects images of shape (B, {self.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )
-        return super().__call__(x)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.features(x)  # (B, C', H', W')

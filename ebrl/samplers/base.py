@@ -91,7 +91,7 @@ def prepare(
         raise TypeError(f"energy must be callable (an Energy or a function), got {type(energy).__name__}")
     check_tensor("x0", x0, min_dim=1)
     check_finite("x0", x0)
-    return unchecked(energy), x0.detach(), resolve_generator(generator, x0.device)
+    return unchecked(energy, x0), x0.detach(), resolve_generator(generator, x0.device)
 
 
 def energy_and_grad(fn: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
