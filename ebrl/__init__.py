@@ -5,3 +5,7 @@ p(x) ∝ exp(-E(x)/T); for RL, E(s, a) = -Q(s, a).
 """
 
 __version__ = "0.1.0"
+
+from ebrl.checkpoint import CheckpointError as CheckpointError
+from ebrl.checkpoint import load_model as load_model
+from ebrl.checkpoint import save_model as save_model

@@ -1,0 +1,26 @@
+"""Input checks shared by the losses (one device synchronisation per check: once per step)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ebrl._checks import check_finite, check_tensor
+
+
+def check_energies(name: str, e: object, *, shape: str, ndim: int) -> Tensor:
+    """Require a finite floating tensor of ``ndim`` dimensions, non-empty; ``shape`` names it in errors."""
+    e = check_tensor(name, e, min_dim=1)
+    if e.dim() != ndim:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(e.shape)}")
+    if e.numel() == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {tuple(e.shape)}")
+    return check_finite(name, e)
+
+
+def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Require two tensors of one shape; the message names both."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}; "
+            f"expected the same shape"
+        )
