@@ -1,0 +1,181 @@
+"""What every experiment script shares: arguments, device, the environment record and result tables.
+
+An experiment writes into ``results/<name>/`` (``results_dir``) a CSV and a Markdown table of its
+rows (``write_table``), with its configuration and the environment it ran in
+(``environment_info``: versions, device, threads, machine load) recorded beside the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import importlib.metadata
+import os
+import platform
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
+"""``results/`` at the repository root."""
+
+T = TypeVar("T")
+
+
+def results_dir(name: str, *, root: Path | None = None) -> Path:
+    """``<root>/<name>/``, created if missing; ``root`` defaults to the repository's ``results/``."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name must be a plain folder name, got '{name}'")
+    path = (RESULTS_ROOT if root is None else Path(root)) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pick_device(name: str) -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; ``"cpu"`` and ``"cuda[:i]"`` are taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' was requested but CUDA is not available; use 'cpu' or 'auto'")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued work on ``device``, so that a wall-clock timing covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name``, or ``"not installed"``."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment_info(device: torch.device | str | None = None, *, packages: Sequence[str] = ()) -> dict[str, str]:
+    """Versions, device, threads and machine load, as strings, to record beside results.
+
+    Args:
+        device: the device the experiment ran on (default: the CPU).
+        packages: further distributions whose versions matter (baselines such as ``torchebm``).
+    """
+    device = torch.device("cpu" if device is None else device)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    info = {
+        "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": package_version("numpy"),
+        "ebrl": package_version("ebrl"),
+        **{name: package_version(name) for name in packages},
+        "device": str(device),
+        "device name": _device_name(device),
+        "torch threads": str(torch.get_num_threads()),
+        "cpu count": str(os.cpu_count()),
+        "load average (1, 5, 15 min)": load,
+    }
+    if device.type == "cuda":
+        info["cuda"] = str(torch.version.cuda)
+    return info
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_table(
+    out_dir: Path,
+    name: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    config: object | None = None,
+    info: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> tuple[Path, Path]:
+    """Write ``rows`` to ``out_dir/name.csv`` and ``out_dir/name.md``; return both paths.
+
+    Columns are the union of the rows' keys, in first-seen order; a missing cell is empty. The
+    Markdown file has the title, the notes (one paragraph each), the table, then the
+    configuration (a dataclass instance) and the environment (``environment_info()``).
+    """
+    if not rows:
+        raise ValueError(f"write_table needs at least one row for '{name}'")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# {title}", ""]
+    for note in notes:
+        lines += [note, ""]
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
+    if config is not None:
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+        lines += ["", "## Configuration", ""]
+        lines += [f"- {k}: `{v}`" for k, v in dataclasses.asdict(config).items()]
+    if info is not None:
+        lines += ["", "## Environment", ""]
+        lines += [f"- {k}: {v}" for k, v in info.items()]
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.3g}"
+    return str(value).replace("|", "\\|")
+
+
+def parse_args(cls: type[T], *, description: str, argv: Sequence[str] | None = None) -> T:
+    """Build a command line from the fields of dataclass ``cls`` and parse it into an instance.
+
+    ``--field-name VALUE`` for int, float and str fields (``choices`` from a ``Literal``),
+    ``--field-name A B ...`` for tuples, ``--flag/--no-flag`` for bools. A field's
+    ``metadata["help"]`` is its help text.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"cls must be a dataclass, got {cls!r}")
+    hints = typing.get_type_hints(cls)
+    parser = argparse.ArgumentParser(description=description)
+    for f in dataclasses.fields(cls):
+        hint, flag = hints[f.name], "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if hint is bool:
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(flag, dest=f.name, action=action, default=f.default, help=help_text)
+        elif typing.get_origin(hint) is tuple:
+            parser.add_argument(
+                flag, dest=f.name, type=typing.get_args(hint)[0], nargs="+", default=f.default, help=help_text
+            )
+        elif typing.get_origin(hint) is typing.Literal:
+            parser.add_argument(flag, dest=f.name, choices=typing.get_args(hint), default=f.default, help=help_text)
+        elif hint in (int, float, str):
+            parser.add_argument(flag, dest=f.name, type=hint, default=f.default, help=help_text)
+        else:
+            raise TypeError(f"parse_args cannot build an option for field '{f.name}' of type {hint}")
+    parsed = vars(parser.parse_args(argv))
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in parsed.items()})

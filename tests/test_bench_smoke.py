@@ -1,0 +1,116 @@
+"""The sampler benchmark's timing core runs on a tiny configuration and reports what it promises.
+
+No assertion on timings or their ratios: these tests check the table (columns, positive
+throughputs, statuses) and that the implementations compare the same computation: started from
+the same x0 with the same generator seed, the bare loop, ebrl and torchebm must produce the same
+samples up to float32 rounding (1e-5 after 2 steps of size 1e-2), which fails at once if one of
+them used another step size, noise scale or noise stream.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import shutil
+
+import pytest
+import torch
+
+from experiments import _common
+from experiments.bench_samplers import (
+    COLUMNS,
+    Args,
+    bench_langevin,
+    flops_per_chain_step,
+    main,
+    make_energy,
+)
+
+HAS_TORCHEBM = importlib.util.find_spec("torchebm") is not None
+HAS_CXX = any(shutil.which(c) is not None for c in ("g++", "c++", "clang++"))
+CPU = torch.device("cpu")
+
+
+def tiny(dim: int = 3, chains: int = 8) -> tuple:
+    energy = make_energy(dim, 16, seed=0, device=CPU)
+    x0 = torch.randn(chains, dim, generator=torch.Generator().manual_seed(0))
+    return energy, x0
+
+
+def test_bench_core_reports_positive_throughputs_and_same_samples_for_every_implementation():
+    energy, x0 = tiny()
+    rows, samples = bench_langevin(energy, x0, n_steps=2, step_size=0.01, repeats=2, matmul_gflop_per_s=10.0)
+    assert [r["implementation"] for r in rows] == ["bare", "ebrl", "torchebm"]
+    for row in rows:
+        assert tuple(row) == COLUMNS
+        assert (row["dim"], row["chains"], row["steps"]) == (3, 8, 2)
+    ran = [r for r in rows if r["status"] == "ok"]
+    assert {r["implementation"] for r in ran} >= {"bare", "ebrl"}
+    for row in ran:
+        assert row["chain_steps_per_s"] > 0 and row["median_ms"] > 0 and row["gflop_per_s"] > 0
+        assert row["frac_of_matmul"] == pytest.approx(row["gflop_per_s"] / 10.0)
+        assert row["time_vs_bare"] > 0
+        assert samples[row["implementation"]].shape == x0.shape
+    ebrl = next(r for r in rows if r["implementation"] == "ebrl")
+    assert ebrl["target"].startswith("≤ 1.1 × bare") and ebrl["meets_target"] in ("yes", "no")
+    for name in samples:
+        torch.testing.assert_close(samples[name], samples["bare"], rtol=0, atol=1e-5)
+    torchebm = rows[2]
+    if HAS_TORCHEBM:
+        assert torchebm["status"] == "ok", torchebm["status"]
+        assert ebrl["time_vs_torchebm"] > 0
+    else:
+        assert torchebm["status"].startswith("unavailable") and torchebm["median_ms"] == ""
+
+
+def test_flop_count_is_forward_plus_backward_to_input_of_the_matmuls():
+    # D=2, W=128: forward 2·(2·128 + 128·128 + 128·1) = 33,536; backward to x the same.
+    assert flops_per_chain_step(2, 128) == 2 * 33_536
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_CXX, reason="torch.compile on CPU needs a C++ compiler")
+def test_bench_core_runs_the_compiled_sampler_of_the_small_batch_section():
+    # On a GPU this section compares against CUDA graphs; on the CPU it checks the code path runs.
+    torch._dynamo.reset()
+    energy, x0 = tiny(dim=2, chains=2)
+    rows, samples = bench_langevin(
+        energy, x0, implementations=("bare", "ebrl", "ebrl compiled"), n_steps=2, step_size=0.01, repeats=1,
+        matmul_gflop_per_s=10.0, section="gpu small batch",
+    )
+    compiled = rows[2]
+    assert compiled["implementation"] == "ebrl compiled" and compiled["status"] == "ok"
+    assert compiled["target"].startswith("≤ 0.333 × bare") and compiled["warmup_s"] > 0
+    torch.testing.assert_close(samples["ebrl compiled"], samples["bare"], rtol=0, atol=1e-5)
+
+
+def test_main_writes_csv_and_markdown_with_versions_and_device(tmp_path):
+    args = Args(device="cpu", dims=(2,), chains=(4,), n_steps=2, repeats=1, width=8, matmul_size=64, out=str(tmp_path))
+    threads = torch.get_num_threads()
+    try:
+        rows = main(args)
+    finally:
+        torch.set_num_threads(threads)  # main() sets the script's thread count; keep other tests' intact
+    out = tmp_path / "bench_samplers"
+    with open(out / "bench_samplers.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(rows) == 3 and tuple(table[0]) == COLUMNS
+    md = (out / "bench_samplers.md").read_text()
+    for needle in ("| section |", "torch threads", "load average", "torchebm:", "numpy:", "ebrl:", "skipped: no CUDA"):
+        assert needle in md, needle
+
+
+def test_write_table_unions_columns_and_records_config(tmp_path):
+    rows = [{"a": 1, "b": 2.5}, {"a": 3, "c": "x|y"}]
+    csv_path, md_path = _common.write_table(tmp_path, "t", rows, title="T", config=Args(), notes=["note"])
+    with open(csv_path) as f:
+        assert list(csv.reader(f)) == [["a", "b", "c"], ["1", "2.5", ""], ["3", "", "x|y"]]
+    md = md_path.read_text()
+    assert "| a | b | c |" in md and "x\\|y" in md and "- n_steps: `100`" in md and "note" in md
+    with pytest.raises(ValueError, match="at least one row"):
+        _common.write_table(tmp_path, "t", [], title="T")
+
+
+def test_parse_args_builds_options_from_the_dataclass():
+    args = _common.parse_args(Args, description="x", argv=["--quick", "--dims", "2", "8", "--threads", "2"])
+    assert args.quick is True and args.dims == (2, 8) and args.threads == 2 and args.device == "auto"
