@@ -1,0 +1,134 @@
+"""Policies for SoftDQN: an energy network over discrete actions and its Boltzmann policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import Tensor, nn
+
+from agents.common import PolicyGenerator
+from ebrl.rl import DiscreteBoltzmannPolicy
+
+
+class ActionEnergyNet(nn.Module):
+    """Observation -> the energy of every action, ``(B, K)``; E(s, a) = -Q(s, a).
+
+    Args:
+        features_extractor: SB3 features extractor (its own; never shared with the target net).
+        n_actions: K.
+        net_arch: hidden layer widths.
+        activation_fn: the hidden activation.
+    """
+
+    def __init__(
+        self,
+        features_extractor: BaseFeaturesExtractor,
+        n_actions: int,
+        net_arch: list[int],
+        activation_fn: type[nn.Module],
+    ) -> None:
+        super().__init__()
+        self.features_extractor = features_extractor
+        self.mlp = nn.Sequential(*create_mlp(features_extractor.features_dim, n_actions, net_arch, activation_fn))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.mlp(features)  # (B, F) -> (B, K)
+
+
+class SoftDQNPolicy(BasePolicy):
+    """An energy network, its target copy, and the policy π(a|s) ∝ exp(-E(s,a)/α).
+
+    ``predict(obs, deterministic=False)`` samples from the Boltzmann policy with the policy's own
+    generator (seeded by the algorithm's ``seed``); ``deterministic=True`` takes the lowest-energy
+    action.
+
+    Args:
+        observation_space, action_space, lr_schedule: as for every SB3 policy.
+        alpha: the temperature α > 0 (set by ``SoftDQN``; pass it there, not in ``policy_kwargs``).
+        net_arch: hidden layer widths; default ``[64, 64]`` as SB3's DQN.
+        activation_fn: the hidden activation.
+        features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
+            optimizer_kwargs: as for SB3's ``DQNPolicy``.
+    """
+
+    action_space: spaces.Discrete
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        alpha: float = 1.0,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=normalize_images,
+        )
+        self.boltzmann = DiscreteBoltzmannPolicy(alpha)
+        self.net_arch = [64, 64] if net_arch is None else list(net_arch)
+        self.activation_fn = activation_fn
+        self.rng = PolicyGenerator()
+
+        self.energy_net = self.make_energy_net()
+        self.energy_net_target = self.make_energy_net()
+        self.energy_net_target.load_state_dict(self.energy_net.state_dict())
+        self.energy_net_target.requires_grad_(False)
+        self.energy_net_target.train(False)
+        self.optimizer = self.optimizer_class(self.energy_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def make_energy_net(self) -> ActionEnergyNet:
+        return ActionEnergyNet(
+            self.make_features_extractor(), int(self.action_space.n), self.net_arch, self.activation_fn
+        )
+
+    def energies(self, obs: PyTorchObs, *, target: bool = False) -> Tensor:
+        """E(s, a) for every action, ``(B, K)``, from the online or the target network."""
+        net = self.energy_net_target if target else self.energy_net
+        return net(self.extract_features(obs, net.features_extractor))
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> Tensor:
+        e = self.energies(observation)  # (B, K)
+        if deterministic:
+            return self.boltzmann.mode(e)
+        return self.boltzmann.sample(e, generator=self.rng.get(e.device))
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.energy_net.train(mode)
+        self.training = mode
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            alpha=self.boltzmann.alpha,
+            net_arch=self.net_arch,
+            activation_fn=self.activation_fn,
+            lr_schedule=self._dummy_schedule,
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=self.optimizer_kwargs,
+            features_extractor_class=self.features_extractor_class,
+            features_extractor_kwargs=self.features_extractor_kwargs,
+        )
+        return data
+
+
+MlpPolicy = SoftDQNPolicy

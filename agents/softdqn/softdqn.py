@@ -1,0 +1,203 @@
+"""SoftDQN: soft Q-learning for discrete actions, with Boltzmann exploration."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import polyak_update
+
+from agents.common import check_action_space, check_finite_loss, check_finite_transition
+from agents.softdqn.policies import ActionEnergyNet, MlpPolicy, SoftDQNPolicy
+from ebrl._checks import check_positive
+
+SelfSoftDQN = TypeVar("SelfSoftDQN", bound="SoftDQN")
+
+
+class SoftDQN(OffPolicyAlgorithm):
+    """Soft Q-learning for ``Discrete`` action spaces (a maximum-entropy DQN).
+
+    The network outputs energies E(s, a) = -Q(s, a) for every action. Acting samples the Boltzmann
+    policy π(a|s) = softmax(-E(s, ·)/α) (no ε-greedy); the TD target uses the exact soft value of
+    the target network,
+
+        y = r + γ (1 - done) · α logsumexp_a(-E_target(s', a)/α),
+
+    and the Huber loss between Q(s, a) = -E(s, a) and y. The target network follows DQN: every
+    ``target_update_interval`` environment steps it moves toward the online one by ``tau``.
+    As α → 0 this is DQN with a greedy policy; α sets how much entropy the policy keeps.
+
+    Hyperparameters not listed are those of SB3's ``DQN`` with the same defaults.
+
+    Args:
+        alpha: the temperature α > 0, in reward units.
+        max_grad_norm: clip the gradient norm to this value.
+        target_update_interval: environment steps between target-network updates.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: SoftDQNPolicy
+    energy_net: ActionEnergyNet
+    energy_net_target: ActionEnergyNet
+
+    def __init__(
+        self,
+        policy: str | type[SoftDQNPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 32,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 4,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        target_update_interval: int = 10_000,
+        alpha: float = 0.01,
+        max_grad_norm: float = 10.0,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        check_positive("alpha", alpha)
+        if policy_kwargs is not None and "alpha" in policy_kwargs:
+            raise ValueError("pass alpha to SoftDQN(alpha=...), not in policy_kwargs")
+        env = check_action_space(env, algo="SoftDQN", expected=spaces.Discrete, verbose=verbose)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise=None,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Discrete,),
+            support_multi_env=True,
+        )
+        self.alpha = alpha
+        self.policy_kwargs = {**self.policy_kwargs, "alpha": alpha}
+        self.target_update_interval = target_update_interval
+        self.max_grad_norm = max_grad_norm
+        self._n_calls = 0
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.energy_net = self.policy.energy_net
+        self.energy_net_target = self.policy.energy_net_target
+        self.policy.rng.reseed(self.seed)
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        """Seed SB3's generators and, once the policy exists, the policy's sampling generator."""
+        super().set_random_seed(seed)
+        if seed is not None and getattr(self, "policy", None) is not None:
+            self.policy.rng.reseed(seed)
+
+    def _on_step(self) -> None:
+        """After each environment step: move the target network every ``target_update_interval`` steps."""
+        self._n_calls += 1
+        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
+            polyak_update(self.energy_net.parameters(), self.energy_net_target.parameters(), self.tau)
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """Refuse non-finite rewards and observations, then store the transition as SB3 does."""
+        check_finite_transition(self._last_obs, new_obs, reward, infos)
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def train(self, gradient_steps: int, batch_size: int = 32) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        boltzmann = self.policy.boltzmann
+
+        losses, entropies, soft_values = [], [], []
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = data.discounts if data.discounts is not None else self.gamma
+
+            with torch.no_grad():
+                next_e = self.policy.energies(data.next_observations, target=True)  # (B, K)
+                next_v = boltzmann.soft_value(next_e).reshape(-1, 1)  # α logsumexp(-E'/α): (B,) -> (B, 1)
+                target_q = data.rewards + (1 - data.dones) * discounts * next_v  # (B, 1)
+
+            e = self.policy.energies(data.observations)  # (B, K)
+            q = -torch.gather(e, dim=1, index=data.actions.long())  # Q = -E at the taken actions: (B, 1)
+            loss = F.smooth_l1_loss(q, target_q)
+
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.energy_net.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+            losses.append(check_finite_loss("SoftDQN loss", loss.item(), n_updates=self._n_updates))
+            entropies.append(boltzmann.entropy(e.detach()).mean().item())
+            soft_values.append(next_v.mean().item())
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", np.mean(losses))
+        self.logger.record("train/alpha", self.alpha)
+        self.logger.record("train/entropy", np.mean(entropies))
+        self.logger.record("train/soft_value", np.mean(soft_values))
+
+    def learn(
+        self: SelfSoftDQN,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SoftDQN",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSoftDQN:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "energy_net", "energy_net_target"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "policy.optimizer"], []

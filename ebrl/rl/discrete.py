@@ -1,0 +1,86 @@
+"""The Boltzmann policy over a finite set of actions: an exact softmax of -E/α.
+
+With E(s, a) = -Q(s, a) (the library's sign convention),
+
+    π(a|s) = exp(-E(s,a)/α) / Σ_b exp(-E(s,b)/α),     V(s) = α log Σ_a exp(-E(s,a)/α) = α logsumexp(Q/α),
+
+and V(s) = E_π[Q(s,a)] + α H(π(·|s)): the soft value is the expected value plus α times the entropy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ebrl._checks import check_positive, check_tensor, resolve_generator
+
+
+def _check_energies(energies: Tensor) -> Tensor:
+    check_tensor("energies", energies, min_dim=2)
+    if energies.dim() != 2:
+        raise ValueError(
+            f"energies must have shape (B, K): one energy per state and action, got {tuple(energies.shape)}"
+        )
+    return energies
+
+
+@dataclass(frozen=True)
+class DiscreteBoltzmannPolicy:
+    """π(a|s) ∝ exp(-E(s,a)/α) over K actions, computed exactly.
+
+    Every method takes ``energies`` of shape ``(B, K)``: row b holds E(s_b, a) for the K actions.
+
+    Example::
+
+        pi = DiscreteBoltzmannPolicy(alpha=0.1)
+        e = energy_net(obs)                             # (B, K)
+        a = pi.sample(e, generator=g)                   # (B,) int64
+        v = pi.soft_value(e)                            # (B,)
+
+    Args:
+        alpha: the temperature α > 0; α → 0 gives the greedy policy, large α the uniform one.
+    """
+
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive("alpha", self.alpha)
+
+    def logits(self, energies: Tensor) -> Tensor:
+        """Unnormalised log-probabilities -E/α, ``(B, K)``."""
+        return -_check_energies(energies) / self.alpha
+
+    def log_probs(self, energies: Tensor) -> Tensor:
+        """log π(a|s), ``(B, K)``."""
+        return torch.log_softmax(self.logits(energies), dim=1)
+
+    def probs(self, energies: Tensor) -> Tensor:
+        """π(a|s), ``(B, K)``; each row sums to one."""
+        return torch.softmax(self.logits(energies), dim=1)
+
+    def entropy(self, energies: Tensor) -> Tensor:
+        """H(π(·|s)) = -Σ_a π log π, ``(B,)``."""
+        log_p = self.log_probs(energies)  # (B, K)
+        return -(log_p.exp() * log_p).sum(dim=1)
+
+    def soft_value(self, energies: Tensor) -> Tensor:
+        """V(s) = α logsumexp(-E/α) = α logsumexp(Q/α), exactly, ``(B,)``."""
+        return self.alpha * torch.logsumexp(self.logits(energies), dim=1)
+
+    def mode(self, energies: Tensor) -> Tensor:
+        """The most probable (lowest-energy) action, ``(B,)`` int64."""
+        return _check_energies(energies).argmin(dim=1)
+
+    def sample(self, energies: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """One action per state drawn from π, ``(B,)`` int64, by the Gumbel-max trick.
+
+        ``argmax_a (-E/α + G_a)`` with G_a ~ Gumbel(0, 1) is distributed as π. Randomness comes
+        only from ``generator`` (a fresh OS-seeded one when ``None``).
+        """
+        logits = self.logits(energies)  # (B, K)
+        gen = resolve_generator(generator, logits.device)
+        u = torch.rand(logits.shape, generator=gen, device=logits.device, dtype=logits.dtype)
+        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))  # (B, K)
+        return (logits + gumbel).argmax(dim=1)

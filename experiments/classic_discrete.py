@@ -1,0 +1,167 @@
+"""SoftDQN against SB3 DQN on CartPole-v1 and Acrobot-v1, with rl-zoo3's DQN hyperparameters.
+
+Both agents use rl-zoo3's tuned DQN hyperparameters (``hyperparams/dqn.yml`` of
+DLR-RM/rl-baselines3-zoo at commit ce95481); SoftDQN drops the ε-greedy schedule (it explores by
+the Boltzmann policy) and adds its temperature α. Every ``eval_freq`` steps each agent is evaluated
+on ``n_eval_episodes`` deterministic episodes. Reported per run: the final evaluation return, the
+best one, the first step at which the evaluation reached the solve threshold (CartPole-v1: 475,
+Acrobot-v1: -100, the environments' ``reward_threshold``) and whether the run collapsed late
+(final evaluation below the threshold after having reached it).
+
+Target (issue 5): SoftDQN solves in at least as many seeds as DQN, with no late collapse.
+
+Writes ``results/classic_discrete/``: ``classic_discrete.csv``, ``classic_discrete.md``,
+``curves.csv`` and ``classic_discrete.png``.
+
+Run: ``python -m experiments.classic_discrete`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3 import DQN
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+
+from agents import SoftDQN
+from experiments._common import environment_info, parse_args, results_dir, write_table
+
+ZOO: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(
+        n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
+        gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+        exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]),
+    ),
+    "Acrobot-v1": dict(
+        n_timesteps=100_000, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
+        gamma=0.99, target_update_interval=250, train_freq=4, gradient_steps=-1, exploration_fraction=0.12,
+        exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256]),
+    ),
+}
+"""rl-zoo3's DQN hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/dqn.yml, commit ce95481)."""
+
+EPSILON_KEYS = ("exploration_fraction", "exploration_final_eps")
+
+
+@dataclass
+class Args:
+    """Configuration of the classic-control experiment (every field is a command-line option)."""
+
+    env_ids: tuple[str, ...] = field(default=("CartPole-v1", "Acrobot-v1"), metadata={"help": "environments"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "training seeds"})
+    eval_freq: int = field(default=2_500, metadata={"help": "steps between evaluations"})
+    n_eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per evaluation"})
+    softdqn_alpha: float = field(default=0.01, metadata={"help": "SoftDQN temperature alpha (reward units)"})
+    step_fraction: float = field(
+        default=1.0, metadata={"help": "fraction of rl-zoo3's n_timesteps to train for"}
+    )
+    quick: bool = field(default=False, metadata={"help": "smoke run: 2% of the steps, one seed, CartPole only"})
+
+
+QUICK = {"env_ids": ("CartPole-v1",), "seeds": (0,), "step_fraction": 0.02, "eval_freq": 500, "n_eval_episodes": 2}
+
+
+def make_agent(algo: str, env_id: str, seed: int, args: Args) -> DQN | SoftDQN:
+    hp = {k: v for k, v in ZOO[env_id].items() if k != "n_timesteps"}
+    env = Monitor(gym.make(env_id))
+    if algo == "DQN":
+        return DQN("MlpPolicy", env, seed=seed, **hp)
+    hp = {k: v for k, v in hp.items() if k not in EPSILON_KEYS}
+    return SoftDQN("MlpPolicy", env, alpha=args.softdqn_alpha, seed=seed, **hp)
+
+
+def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    model = make_agent(algo, env_id, seed, args)
+    threshold = gym.spec(env_id).reward_threshold
+    total = max(int(ZOO[env_id]["n_timesteps"] * args.step_fraction), args.eval_freq)
+    eval_env = Monitor(gym.make(env_id))
+    eval_env.reset(seed=10_000 + seed)
+    curve = []
+    while model.num_timesteps < total:
+        model.learn(min(args.eval_freq, total - model.num_timesteps), reset_num_timesteps=False)
+        mean, std = evaluate_policy(model, eval_env, n_eval_episodes=args.n_eval_episodes, deterministic=True)
+        curve.append({
+            "env": env_id, "algo": algo, "seed": seed, "step": model.num_timesteps,
+            "eval_return": float(mean), "eval_std": float(std),
+        })
+    solved_at = next((c["step"] for c in curve if c["eval_return"] >= threshold), None)
+    final = curve[-1]["eval_return"]
+    row = {
+        "env": env_id,
+        "algo": algo,
+        "seed": seed,
+        "final_return": final,
+        "best_return": max(c["eval_return"] for c in curve),
+        "threshold": threshold,
+        "solved_at_step": "" if solved_at is None else solved_at,
+        "solved_at_end": final >= threshold,
+        "late_collapse": solved_at is not None and final < threshold,
+        "steps": model.num_timesteps,
+    }
+    return row, curve
+
+
+def plot(curves: list[dict[str, Any]], env_ids: tuple[str, ...], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(env_ids), figsize=(5 * len(env_ids), 4), squeeze=False)
+    for ax, env_id in zip(axes[0], env_ids, strict=True):
+        runs = sorted({(c["algo"], c["seed"]) for c in curves if c["env"] == env_id})
+        for algo, seed in runs:
+            pts = [c for c in curves if (c["env"], c["algo"], c["seed"]) == (env_id, algo, seed)]
+            ax.plot([c["step"] for c in pts], [c["eval_return"] for c in pts],
+                    color="tab:blue" if algo == "SoftDQN" else "tab:orange", alpha=0.8,
+                    label=f"{algo} seed {seed}")
+        ax.axhline(gym.spec(env_id).reward_threshold, color="grey", ls="--", lw=0.8)
+        ax.set_title(env_id)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return (deterministic)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: Args) -> list[dict[str, Any]]:
+    torch.set_num_threads(1)
+    if args.quick:
+        args = replace(args, **QUICK)
+    unknown = sorted(set(args.env_ids) - set(ZOO))
+    if unknown:
+        raise ValueError(f"env_ids must be among {sorted(ZOO)}, got {unknown}")
+    out_dir = results_dir("classic_discrete")
+    rows, curves = [], []
+    for env_id in args.env_ids:
+        for seed in args.seeds:
+            for algo in ("DQN", "SoftDQN"):
+                row, curve = run(algo, env_id, seed, args)
+                rows.append(row)
+                curves += curve
+    plot(curves, args.env_ids, str(out_dir / "classic_discrete.png"))
+    write_table(out_dir, "curves", curves, title="CartPole-v1 / Acrobot-v1 learning curves")
+    solved = {
+        (env_id, algo): sum(r["solved_at_end"] for r in rows if (r["env"], r["algo"]) == (env_id, algo))
+        for env_id in args.env_ids
+        for algo in ("DQN", "SoftDQN")
+    }
+    write_table(
+        out_dir, "classic_discrete", rows,
+        title="SoftDQN against DQN (rl-zoo3 hyperparameters)",
+        config=args,
+        info=environment_info(packages=("stable-baselines3", "gymnasium")),
+        notes=tuple(f"{env_id} {algo}: solved at the end in {n} of {len(args.seeds)} seeds."
+                    for (env_id, algo), n in solved.items()),
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    for row in main(parse_args(Args, description=__doc__.splitlines()[0])):
+        print(row)

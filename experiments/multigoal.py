@@ -1,0 +1,159 @@
+"""SoftQ against SB3 SAC on ebrl/MultiGoal-v0: how many of the four goals each policy reaches.
+
+Reproduces the multi-goal experiment of Haarnoja et al. (2017), *Reinforcement Learning with Deep
+Energy-Based Policies*, Figure 1: after training, run episodes from the origin and count the
+distinct goals reached. A maximum-entropy policy should keep all four goals as options; the paper
+shows soft Q-learning reaching all four while DDPG commits to one. The stochastic policy
+(``deterministic=False``) is the measure, as in the paper; the deterministic one is reported too.
+
+Writes ``results/multigoal/``: ``multigoal.csv`` (one row per algorithm, seed and policy),
+``multigoal.md`` and ``multigoal.png`` (trajectories over the reward landscape, first seed).
+
+Run: ``python -m experiments.multigoal`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+
+import envs
+from agents import SoftQ
+from experiments._common import environment_info, parse_args, results_dir, write_table
+
+
+@dataclass
+class Args:
+    """Configuration of the multi-goal experiment (every field is a command-line option)."""
+
+    seeds: tuple[int, ...] = field(default=(0, 1), metadata={"help": "training seeds; each trains a SoftQ and a SAC"})
+    total_timesteps: int = field(
+        default=15_000, metadata={"help": "environment steps per training run (issue 5's SAC figure: 15,000)"}
+    )
+    n_eval_episodes: int = field(default=20, metadata={"help": "episodes from the origin per algorithm, seed, policy"})
+    softq_alpha: float = field(default=1.0, metadata={"help": "SoftQ temperature alpha"})
+    softq_reward_scale: float = field(
+        default=0.1, metadata={"help": "SoftQ reward scale; alpha/reward_scale (in reward units) shapes the policy"}
+    )
+    softq_width: int = field(default=128, metadata={"help": "SoftQ: width of both hidden layers of each critic"})
+    quick: bool = field(default=False, metadata={"help": "smoke run: 600 steps, one seed, 4 episodes"})
+
+
+QUICK = {"seeds": (0,), "total_timesteps": 600, "n_eval_episodes": 4}
+
+
+def train(algo: str, seed: int, args: Args) -> SoftQ | SAC:
+    """Train one agent on ebrl/MultiGoal-v0."""
+    env = gym.make("ebrl/MultiGoal-v0")
+    if algo == "SoftQ":
+        model = SoftQ(
+            "MlpPolicy",
+            env,
+            alpha=args.softq_alpha,
+            reward_scale=args.softq_reward_scale,
+            policy_kwargs={"net_arch": [args.softq_width, args.softq_width]},
+            seed=seed,
+        )
+    else:
+        model = SAC("MlpPolicy", env, seed=seed)  # SB3 defaults, as in issue 5's measurement
+    model.learn(args.total_timesteps)
+    return model
+
+
+def rollouts(model: SoftQ | SAC, n: int, *, deterministic: bool, seed: int) -> list[dict[str, Any]]:
+    """``n`` episodes from the origin: positions ``(T+1, 2)``, return, and the goal reached (-1: none)."""
+    env = gym.make("ebrl/MultiGoal-v0")
+    model.set_random_seed(seed)  # the stochastic policy's draws are reproducible
+    out = []
+    for i in range(n):
+        obs, _ = env.reset(seed=seed + i, options={"start": (0.0, 0.0)})
+        path, ret, goal, done = [obs], 0.0, -1, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=deterministic)
+            obs, reward, terminated, truncated, info = env.step(action)
+            path.append(obs)
+            ret += reward
+            goal = info["goal"] if terminated else goal
+            done = terminated or truncated
+        out.append({"path": np.array(path), "return": ret, "goal": goal})
+    return out
+
+
+def plot(episodes: dict[tuple[str, str], list[dict[str, Any]]], path: str) -> None:
+    """Trajectories over the reward landscape, one panel per algorithm and policy (Figure 1 style)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(-7, 7, 201)
+    x, y = np.meshgrid(grid, grid)
+    cost = ((np.stack([x, y], -1)[:, :, None, :] - envs.GOALS) ** 2).sum(-1).min(-1)  # (201, 201)
+    keys = sorted(episodes)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        ax.contourf(x, y, -cost, levels=20, cmap="viridis")
+        for ep in episodes[key]:
+            ax.plot(ep["path"][:, 0], ep["path"][:, 1], color="white", lw=0.8)
+        ax.scatter(envs.GOALS[:, 0], envs.GOALS[:, 1], c="red", s=40, zorder=3)
+        reached = len({ep["goal"] for ep in episodes[key]} - {-1})
+        ax.set_title(f"{key[0]} ({key[1]}): {reached}/4 goals")
+        ax.set_xlim(-7, 7)
+        ax.set_ylim(-7, 7)
+        ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: Args) -> list[dict[str, Any]]:
+    torch.set_num_threads(1)
+    if args.quick:
+        args = replace(args, **QUICK)
+    out_dir = results_dir("multigoal")
+    rows, first_seed = [], {}
+    for seed in args.seeds:
+        for algo in ("SoftQ", "SAC"):
+            start = time.perf_counter()
+            model = train(algo, seed, args)
+            train_s = time.perf_counter() - start
+            for policy, deterministic in (("stochastic", False), ("deterministic", True)):
+                eps = rollouts(model, args.n_eval_episodes, deterministic=deterministic, seed=1000 + seed)
+                goals = sorted({ep["goal"] for ep in eps} - {-1})
+                rows.append({
+                    "algo": algo,
+                    "seed": seed,
+                    "policy": policy,
+                    "goals_reached": len(goals),
+                    "goals": " ".join(map(str, goals)),
+                    "episodes_at_goal": sum(ep["goal"] >= 0 for ep in eps),
+                    "episodes": len(eps),
+                    "mean_return": float(np.mean([ep["return"] for ep in eps])),
+                    "train_steps": args.total_timesteps,
+                    "train_seconds": round(train_s, 1),
+                })
+                if seed == args.seeds[0]:
+                    first_seed[(algo, policy)] = eps
+    plot(first_seed, str(out_dir / "multigoal.png"))
+    write_table(
+        out_dir, "multigoal", rows,
+        title="MultiGoal-v0: distinct goals reached (of 4) from the origin",
+        config=args,
+        info=environment_info(packages=("stable-baselines3", "gymnasium")),
+        notes=(
+            "Distinct goals reached over n_eval_episodes episodes started exactly at the origin; "
+            "stochastic = deterministic=False (the paper's measure).",
+        ),
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    for row in main(parse_args(Args, description=__doc__.splitlines()[0])):
+        print(row)
