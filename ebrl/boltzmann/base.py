@@ -1,0 +1,377 @@
+"""The base of ebrl's Boltzmann machines: an ``Energy`` over visible vectors, trained by CD-k or PCD.
+
+A Boltzmann model with hidden units h defines p(v) ∝ exp(-F(v)), where the free energy
+F(v) = -log Σ_h exp(-E(v, h)) sums the hidden units out. The model is an ``Energy`` over its
+visible units through F, with the library's sign: lower free energy, more probable.
+
+Training follows the log-likelihood gradient, for each parameter θ,
+
+    ∂ log p(v) / ∂θ = -∂F(v)/∂θ + E_model[∂F/∂θ],
+
+whose model expectation is estimated from Gibbs chains: restarted at the data batch for every
+update (contrastive divergence, CD-k, Hinton 2002) or carried across updates (persistent CD,
+PCD, Tieleman 2008).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from ebrl._checks import (
+    DivergenceError,
+    check_int,
+    check_positive,
+    check_probability,
+    resolve_generator,
+)
+from ebrl.boltzmann._utils import as_data
+from ebrl.energy.base import Energy
+
+Method = Literal["cd", "pcd"]
+LRSchedule = Literal["constant", "linear", "cosine"] | Callable[[float], float]
+"""A learning-rate schedule: a name, or ``f(progress) -> factor`` with progress in [0, 1)."""
+Callback = Callable[[int, "BoltzmannModel"], None]
+
+
+@dataclass
+class TrainState:
+    """What CD training carries from one update to the next.
+
+    Attributes:
+        chains: the persistent chains of PCD (``None`` for CD). Their representation belongs to
+            the model: visible states ``(M, n_visible)`` by default, hidden states for a
+            ``BernoulliRBM``.
+        velocity: the momentum buffers, by parameter name.
+        buffers: scratch tensors reused across updates, by name (see ``buffer``).
+    """
+
+    chains: Tensor | None = None
+    velocity: dict[str, Tensor] = field(default_factory=dict)
+    buffers: dict[str, Tensor] = field(default_factory=dict)
+
+    def buffer(self, name: str, like: Tensor) -> Tensor:
+        """A scratch tensor shaped like ``like``, created on first use and reused afterwards."""
+        t = self.buffers.get(name)
+        if t is None or t.shape != like.shape or t.dtype != like.dtype or t.device != like.device:
+            t = self.buffers[name] = torch.empty_like(like)
+        return t
+
+
+def _schedule_factor(schedule: LRSchedule, progress: float) -> float:
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    factor = schedule(progress)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor < 0:
+        raise ValueError(f"lr_schedule({progress}) must return a finite number >= 0, got {factor!r}")
+    return float(factor)
+
+
+def _check_schedule(schedule: object) -> None:
+    if schedule in ("constant", "linear", "cosine") or (callable(schedule) and not isinstance(schedule, str)):
+        return
+    raise ValueError(
+        f"lr_schedule must be 'constant', 'linear', 'cosine' or a callable progress -> factor, got {schedule!r}"
+    )
+
+
+def _progress_bar(total: int, desc: str) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        raise ImportError('progress_bar=True needs tqdm: pip install "ebrl[progress]"') from exc
+    return tqdm(total=total, desc=desc, unit="epoch")
+
+
+class BoltzmannModel(Energy):
+    """Base of the Boltzmann models: an ``Energy`` over visible vectors ``(B, n_visible) -> (B,)``.
+
+    Subclasses define the free energy (``forward``), one Gibbs sweep (``gibbs_step``) and how
+    data looks (``visible_values``); training, sampling and validation live here.
+
+    Attributes:
+        n_visible: the number of visible units.
+        visible_values: ``"binary"`` for {0, 1} visible units, ``"real"`` for Gaussian ones.
+        decayed: names of the parameters that weight decay shrinks (the couplings, not biases).
+    """
+
+    n_visible: int
+    visible_values: ClassVar[str] = "binary"
+    decayed: ClassVar[tuple[str, ...]] = ("weight",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._train_state: TrainState | None = None
+
+    # ----------------------------------------------------------------------------------- model
+    @abc.abstractmethod
+    def forward(self, v: Tensor) -> Tensor:
+        """The free energy F(v) ``(B,)`` of visible states ``v (B, n_visible)``, without checks."""
+
+    @abc.abstractmethod
+    def gibbs_step(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+        """One Gibbs sweep from visible states ``v (B, n_visible)``; returns new states, same shape.
+
+        Vectorised over chains, no host synchronisation; ``v`` is not modified.
+        """
+
+    @abc.abstractmethod
+    def random_visible(self, n: int, *, generator: torch.Generator) -> Tensor:
+        """``n`` visible states ``(n, n_visible)`` to start chains from, when no data is given."""
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        """F(v) ``(B,)`` for ``v (B, n_visible)``, with p(v) ∝ exp(-F(v)). Checks the shape only (no sync)."""
+        self.check_input(v)
+        return self.forward(v)
+
+    def as_data(self, name: str, x: object, *, soft: bool = False) -> Tensor:
+        """Validate ``x (N, n_visible)`` for this model and return it on the model's device and dtype.
+
+        Binary models require entries in {0, 1}, or in [0, 1] with ``soft=True``; Gaussian ones
+        require finite values. Raises ``ValueError`` naming ``name``.
+        """
+        values = self.visible_values
+        if soft:
+            if values != "binary":
+                raise ValueError(f"soft=True applies to binary visible units only, not to {type(self).__name__}")
+            values = "unit"
+        p = next(self.parameters())
+        return as_data(name, x, width=self.n_visible, values=values, device=p.device, dtype=p.dtype)
+
+    def sample(self, n: int, *, n_steps: int = 1000, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples ``(n, n_visible)`` after ``n_steps`` Gibbs sweeps from ``random_visible``."""
+        check_int("n", n)
+        check_int("n_steps", n_steps)
+        gen = resolve_generator(generator, next(self.parameters()).device)
+        with torch.no_grad():
+            v = self.random_visible(n, generator=gen)
+            for _ in range(n_steps):
+                v = self.gibbs_step(v, generator=gen)
+        return v
+
+    # -------------------------------------------------------------------------------- training
+    def fit(
+        self,
+        X: object,
+        *,
+        method: Method = "pcd",
+        epochs: int = 10,
+        batch_size: int = 10,
+        learning_rate: float = 0.1,
+        k: int = 1,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        lr_schedule: LRSchedule = "constant",
+        n_chains: int | None = None,
+        soft: bool = False,
+        shuffle: bool = True,
+        progress_bar: bool = False,
+        callback: Callback | None = None,
+        generator: torch.Generator | None = None,
+    ) -> BoltzmannModel:
+        """Train by CD-k or PCD with minibatch SGD, from the current parameters; returns ``self``.
+
+        Each update moves every parameter θ by the momentum step
+
+            u ← momentum · u + lr_t · (g - weight_decay · θ),    θ ← θ + u,
+
+        where g is the batch-mean log-likelihood gradient estimate and weight decay applies to
+        the couplings only. The learning rate is ``learning_rate`` times the schedule factor at
+        the fraction of updates done: ``"constant"`` (1), ``"linear"`` (1 → 0), ``"cosine"``
+        (1 → 0), or a callable ``progress -> factor``.
+
+        Args:
+            X: training data ``(N, n_visible)``, a tensor or array.
+            method: ``"cd"`` (chains restart at the batch) or ``"pcd"`` (persistent chains).
+            epochs: passes over the data, >= 1.
+            batch_size: samples per update, >= 1 (the last batch of an epoch may be smaller).
+            learning_rate: the step size, > 0.
+            k: Gibbs sweeps per update, >= 1.
+            momentum: in [0, 1).
+            weight_decay: L2 penalty coefficient on the couplings, >= 0.
+            lr_schedule: see above.
+            n_chains: PCD chains (default ``batch_size``); unused by CD.
+            soft: binary models only: accept probabilities in [0, 1] (mean-field data, as in
+                scikit-learn's RBM example) instead of requiring {0, 1}.
+            shuffle: visit the data in a fresh random order each epoch.
+            progress_bar: show a tqdm bar over epochs (needs ``ebrl[progress]``).
+            callback: called as ``callback(epoch, model)`` after each epoch.
+            generator: the only source of randomness (fresh OS-seeded one when ``None``).
+
+        Raises:
+            ValueError: bad arguments or data (see ``as_data``).
+            DivergenceError: the parameters became non-finite; the message names the epoch.
+        """
+        data = self.as_data("X", X, soft=soft)
+        persistent = self._check_fit_args(method, batch_size, learning_rate, k, momentum, weight_decay)
+        check_int("epochs", epochs)
+        _check_schedule(lr_schedule)
+        n_chains = batch_size if n_chains is None else check_int("n_chains", n_chains)
+        gen = resolve_generator(generator, data.device)
+        state = TrainState()
+        n = data.shape[0]
+        n_batches = math.ceil(n / batch_size)
+        total = epochs * n_batches
+        bar = _progress_bar(epochs, type(self).__name__) if progress_bar else None
+        try:
+            with torch.no_grad():
+                if persistent:
+                    state.chains = self._init_chains(data, n_chains, generator=gen)
+                for epoch in range(epochs):
+                    rows = data[torch.randperm(n, generator=gen, device=data.device)] if shuffle else data
+                    for i, batch in enumerate(rows.split(batch_size)):
+                        lr = learning_rate * _schedule_factor(lr_schedule, (epoch * n_batches + i) / total)
+                        self._update(
+                            state, batch, lr=lr, k=k, momentum=momentum, weight_decay=weight_decay,
+                            persistent=persistent, generator=gen,
+                        )
+                    self._raise_if_diverged(f"in epoch {epoch + 1} of {epochs}", learning_rate)
+                    if bar is not None:
+                        bar.update(1)
+                    if callback is not None:
+                        callback(epoch, self)
+        finally:
+            if bar is not None:
+                bar.close()
+        self._train_state = state
+        return self
+
+    def partial_fit(
+        self,
+        X: object,
+        *,
+        method: Method = "pcd",
+        learning_rate: float = 0.1,
+        k: int = 1,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        n_chains: int | None = None,
+        soft: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> BoltzmannModel:
+        """One update with ``X`` as the batch; PCD chains and momentum carry over between calls.
+
+        The chains and momentum left by ``fit`` or the previous ``partial_fit`` are reused;
+        ``n_chains`` (default: the batch size) applies only when the chains are first created.
+        Arguments are those of ``fit``; returns ``self``.
+        """
+        data = self.as_data("X", X, soft=soft)
+        persistent = self._check_fit_args(method, data.shape[0], learning_rate, k, momentum, weight_decay)
+        gen = resolve_generator(generator, data.device)
+        if self._train_state is None:
+            self._train_state = TrainState()
+        state = self._train_state
+        with torch.no_grad():
+            if persistent and state.chains is None:
+                m = data.shape[0] if n_chains is None else check_int("n_chains", n_chains)
+                state.chains = self._init_chains(data, m, generator=gen)
+            self._update(
+                state, data, lr=learning_rate, k=k, momentum=momentum, weight_decay=weight_decay,
+                persistent=persistent, generator=gen,
+            )
+        self._raise_if_diverged("in partial_fit", learning_rate)
+        return self
+
+    @staticmethod
+    def _check_fit_args(
+        method: str, batch_size: int, learning_rate: float, k: int, momentum: float, weight_decay: float
+    ) -> bool:
+        if method not in ("cd", "pcd"):
+            raise ValueError(f"method must be 'cd' or 'pcd', got '{method}'")
+        check_int("batch_size", batch_size)
+        check_positive("learning_rate", learning_rate)
+        check_int("k", k)
+        check_probability("momentum", momentum)
+        if momentum >= 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        check_positive("weight_decay", weight_decay, allow_zero=True)
+        return method == "pcd"
+
+    def _raise_if_diverged(self, where: str, learning_rate: float) -> None:
+        finite = torch.stack([torch.isfinite(p).all() for p in self.parameters()])
+        if not bool(finite.all()):  # one synchronisation per epoch
+            raise DivergenceError(
+                f"{type(self).__name__} training diverged {where}: a parameter became NaN or inf. "
+                f"Lower learning_rate (now {learning_rate}) or add weight_decay."
+            )
+
+    def _init_chains(self, data: Tensor, n_chains: int, *, generator: torch.Generator) -> Tensor:
+        """Persistent chains started from ``n_chains`` random data rows (``chain_start`` of them)."""
+        idx = torch.randint(data.shape[0], (n_chains,), generator=generator, device=data.device)
+        return self._chain_start(data[idx], generator=generator)
+
+    def _chain_start(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+        """The chain state that starts from the data rows ``v``: the rows themselves by default."""
+        return v
+
+    def _update(
+        self,
+        state: TrainState,
+        v_pos: Tensor,
+        *,
+        lr: float,
+        k: int,
+        momentum: float,
+        weight_decay: float,
+        persistent: bool,
+        generator: torch.Generator,
+    ) -> None:
+        """One CD-k / PCD update from the batch ``v_pos (B, n_visible)``; runs under ``no_grad``.
+
+        This default runs ``k`` Gibbs sweeps on visible chains and takes the gradient of
+        mean F(v_neg) - mean F(v_pos) by autograd; ``BernoulliRBM`` overrides it with the
+        closed form.
+        """
+        v_neg = state.chains if persistent else self._chain_start(v_pos, generator=generator)
+        assert v_neg is not None
+        for _ in range(k):
+            v_neg = self.gibbs_step(v_neg, generator=generator)
+        if persistent:
+            state.chains = v_neg
+        names, params = zip(*self.named_parameters(), strict=True)
+        with torch.enable_grad():
+            objective = self.forward(v_neg).mean() - self.forward(v_pos).mean()
+            grads = torch.autograd.grad(objective, params)
+        self._apply_ascent(
+            state, list(zip(names, params, grads, strict=True)), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+
+    def _apply_ascent(
+        self,
+        state: TrainState,
+        ascent: list[tuple[str, Tensor, Tensor]],
+        *,
+        lr: float,
+        momentum: float,
+        weight_decay: float,
+        scale: float = 1.0,
+    ) -> None:
+        """Apply u ← momentum · u + lr · (g - weight_decay · θ), θ ← θ + u, to each (name, θ, g / scale).
+
+        ``ascent`` lists (name, parameter, unscaled gradient); the gradient is ``scale`` times it
+        (so callers can pass sums over a batch with ``scale = 1 / batch``).
+        """
+        for name, p, g in ascent:
+            decay = lr * weight_decay if name in self.decayed else 0.0
+            if momentum > 0:
+                u = state.velocity.get(name)
+                if u is None:
+                    u = state.velocity[name] = torch.zeros_like(p)
+                u.mul_(momentum).add_(g, alpha=lr * scale)
+                if decay > 0:
+                    u.add_(p, alpha=-decay)
+                p.add_(u)
+            else:
+                if decay > 0:
+                    p.mul_(1.0 - decay)
+                p.add_(g, alpha=lr * scale)

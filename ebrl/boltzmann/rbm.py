@@ -1,0 +1,266 @@
+"""Restricted Boltzmann machines: binary-binary (``BernoulliRBM``) and Gaussian-binary (``GaussianBernoulliRBM``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ebrl._checks import check_int, check_positive, resolve_generator
+from ebrl.boltzmann._utils import bernoulli
+from ebrl.boltzmann.base import BoltzmannModel, TrainState
+
+
+def _init_weight(n_visible: int, n_hidden: int, init_std: float, generator: torch.Generator | None) -> Tensor:
+    gen = resolve_generator(generator, torch.device("cpu"))
+    return init_std * torch.randn(n_visible, n_hidden, generator=gen, dtype=torch.get_default_dtype())
+
+
+class BernoulliRBM(BoltzmannModel):
+    """A restricted Boltzmann machine with binary visible and binary hidden units.
+
+    Energy and free energy (p(v) ∝ exp(-F(v)), the library's sign)::
+
+        E(v, h) = -bᵀv - cᵀh - vᵀWh,            v ∈ {0,1}^V, h ∈ {0,1}^H
+        F(v)    = -bᵀv - Σ_j softplus(c_j + (vW)_j)
+
+    with conditionals p(h_j = 1 | v) = σ(c_j + (vW)_j) and p(v_i = 1 | h) = σ(b_i + (Wh)_i).
+
+    Example::
+
+        from ebrl.boltzmann import BernoulliRBM, ais_log_partition, log_likelihood
+        g = torch.Generator().manual_seed(0)
+        rbm = BernoulliRBM(n_visible=64, n_hidden=128, generator=g).fit(X, method="pcd", epochs=20, generator=g)
+        log_z, stderr = ais_log_partition(rbm, n_chains=256, n_temperatures=10_000, data=X, generator=g)
+        ll = log_likelihood(rbm, X_test, log_z).mean()
+
+    Args:
+        n_visible: V >= 1.
+        n_hidden: H >= 1.
+        init_std: standard deviation of the initial weights (biases start at zero), >= 0.
+        generator: draws the initial weights (a fresh OS-seeded one when ``None``).
+
+    Attributes:
+        weight: W, ``(V, H)``.
+        visible_bias: b, ``(V,)``.
+        hidden_bias: c, ``(H,)``.
+    """
+
+    visible_values: ClassVar[str] = "binary"
+
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        *,
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_visible = check_int("n_visible", n_visible)
+        self.n_hidden = check_int("n_hidden", n_hidden)
+        self.init_std = check_positive("init_std", init_std, allow_zero=True)
+        self.event_shape = (self.n_visible,)
+        self.weight = nn.Parameter(_init_weight(self.n_visible, self.n_hidden, self.init_std, generator))
+        self.visible_bias = nn.Parameter(torch.zeros(self.n_visible))
+        self.hidden_bias = nn.Parameter(torch.zeros(self.n_hidden))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_visible": self.n_visible, "n_hidden": self.n_hidden, "init_std": self.init_std}
+
+    def forward(self, v: Tensor) -> Tensor:
+        a = torch.addmm(self.hidden_bias, v, self.weight)  # (B, H)
+        return -(v @ self.visible_bias) - F.softplus(a).sum(1)
+
+    def energy(self, v: Tensor, h: Tensor) -> Tensor:
+        """The joint energy E(v, h) ``(B,)`` of ``v (B, V)`` and ``h (B, H)``."""
+        return -(v @ self.visible_bias) - (h @ self.hidden_bias) - ((v @ self.weight) * h).sum(1)
+
+    def hidden_mean(self, v: Tensor) -> Tensor:
+        """p(h = 1 | v), ``(B, H)``."""
+        return torch.addmm(self.hidden_bias, v, self.weight).sigmoid_()
+
+    def visible_mean(self, h: Tensor) -> Tensor:
+        """p(v = 1 | h), ``(B, V)``."""
+        return torch.addmm(self.visible_bias, h, self.weight.T).sigmoid_()
+
+    def sample_hidden(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+        """h ~ p(h | v), ``(B, H)`` of 0/1 values."""
+        return bernoulli(self.hidden_mean(v), generator)
+
+    def sample_visible(self, h: Tensor, *, generator: torch.Generator) -> Tensor:
+        """v ~ p(v | h), ``(B, V)`` of 0/1 values."""
+        return bernoulli(self.visible_mean(h), generator)
+
+    def gibbs_step(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+        """One block-Gibbs step v → h → v'."""
+        return self.sample_visible(self.sample_hidden(v, generator=generator), generator=generator)
+
+    def random_visible(self, n: int, *, generator: torch.Generator) -> Tensor:
+        """Uniform random binary states ``(n, V)``."""
+        p = self.visible_bias
+        return bernoulli(torch.full((n, self.n_visible), 0.5, device=p.device, dtype=p.dtype), generator)
+
+    def _chain_start(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+        # The chains of a BernoulliRBM hold hidden states h ~ p(h | v), as in scikit-learn.
+        return self.sample_hidden(v, generator=generator)
+
+    def _update(
+        self,
+        state: TrainState,
+        v_pos: Tensor,
+        *,
+        lr: float,
+        k: int,
+        momentum: float,
+        weight_decay: float,
+        persistent: bool,
+        generator: torch.Generator,
+    ) -> None:
+        """CD-k / PCD in closed form; the chains hold hidden states. About 20 small kernels for k = 1.
+
+        Gradient estimate, with batch means over data (+) and chains (-)::
+
+            g_W = <v hᵀ>₊ - <v hᵀ>₋,   g_b = <v>₊ - <v>₋,   g_c = <h>₊ - <h>₋,
+
+        where h enters as p(h = 1 | v), and the chains' new hidden states are drawn from the same
+        p(h | v_neg) (PCD with hidden-state chains, Tieleman 2008).
+        """
+        w, b, c = self.weight, self.visible_bias, self.hidden_bias
+        h_pos = torch.addmm(c, v_pos, w).sigmoid_()  # (B, H)
+        h = state.chains if persistent else bernoulli(h_pos, generator)  # (M, H)
+        assert h is not None
+        w_t = w.t()  # (H, V) view
+        for step in range(k):
+            v_neg = bernoulli(torch.addmm(b, h, w_t).sigmoid_(), generator)  # (M, V)
+            h_neg = torch.addmm(c, v_neg, w).sigmoid_()  # (M, H)
+            if persistent or step < k - 1:
+                h = bernoulli(h_neg, generator)
+        if persistent:
+            state.chains = h
+        # Gradients as batch sums, B · g; the 1/B goes into the step (fewer kernels than means).
+        ratio = v_pos.shape[0] / v_neg.shape[0]
+        step = 1.0 / v_pos.shape[0]
+        if ratio == 1.0:  # as many chains as data rows: one kernel fewer per bias
+            g_b = torch.sub(v_pos, v_neg).sum(0)  # (V,)
+            g_c = torch.sub(h_pos, h_neg).sum(0)  # (H,)
+        else:
+            g_b = v_pos.sum(0).sub_(v_neg.sum(0), alpha=ratio)
+            g_c = h_pos.sum(0).sub_(h_neg.sum(0), alpha=ratio)
+        if momentum == 0 and weight_decay == 0:  # plain SGD: accumulate straight into the parameters
+            w.addmm_(v_pos.t(), h_pos, alpha=lr * step).addmm_(v_neg.t(), h_neg, alpha=-lr * step * ratio)
+            b.add_(g_b, alpha=lr * step)
+            c.add_(g_c, alpha=lr * step)
+            return
+        g_w = state.buffer("weight", w)  # (V, H), reused across updates (no allocation)
+        torch.mm(v_pos.t(), h_pos, out=g_w).addmm_(v_neg.t(), h_neg, alpha=-ratio)
+        self._apply_ascent(
+            state, [("weight", w, g_w), ("visible_bias", b, g_b), ("hidden_bias", c, g_c)],
+            lr=lr, momentum=momentum, weight_decay=weight_decay, scale=step,
+        )
+
+
+class GaussianBernoulliRBM(BoltzmannModel):
+    """An RBM with Gaussian visible units (variance σ², fixed or learned) and binary hidden units.
+
+    With the parametrisation of Cho, Ilin & Raiko (2011)::
+
+        E(v, h) = Σ_i (v_i - b_i)² / (2σ_i²) - cᵀh - Σ_ij (v_i / σ_i²) W_ij h_j
+        F(v)    = Σ_i (v_i - b_i)² / (2σ_i²) - Σ_j softplus(c_j + ((v / σ²) W)_j)
+
+    so p(h_j = 1 | v) = σ(c_j + ((v/σ²) W)_j) and p(v | h) = N(b + Wh, diag σ²). Learning σ by
+    CD is known to be fragile; standardise the data and keep σ fixed at 1 unless you need it.
+
+    Args:
+        n_visible: V >= 1.
+        n_hidden: H >= 1.
+        learn_sigma: learn log σ (a parameter ``log_sigma``) or keep it fixed (a buffer).
+        sigma: the initial (or fixed) standard deviation of every visible unit, > 0.
+        init_std: standard deviation of the initial weights, >= 0.
+        generator: draws the initial weights (a fresh OS-seeded one when ``None``).
+
+    Attributes:
+        weight: W ``(V, H)``; visible_bias: b ``(V,)``; hidden_bias: c ``(H,)``;
+        log_sigma: log σ ``(V,)``.
+    """
+
+    visible_values: ClassVar[str] = "real"
+
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        *,
+        learn_sigma: bool = False,
+        sigma: float = 1.0,
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_visible = check_int("n_visible", n_visible)
+        self.n_hidden = check_int("n_hidden", n_hidden)
+        self.learn_sigma = bool(learn_sigma)
+        self.sigma = check_positive("sigma", sigma)
+        self.init_std = check_positive("init_std", init_std, allow_zero=True)
+        self.event_shape = (self.n_visible,)
+        self.weight = nn.Parameter(_init_weight(self.n_visible, self.n_hidden, self.init_std, generator))
+        self.visible_bias = nn.Parameter(torch.zeros(self.n_visible))
+        self.hidden_bias = nn.Parameter(torch.zeros(self.n_hidden))
+        log_sigma = torch.full((self.n_visible,), math.log(self.sigma))
+        if self.learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "n_visible": self.n_visible, "n_hidden": self.n_hidden, "learn_sigma": self.learn_sigma,
+            "sigma": self.sigma, "init_std": self.init_std,
+        }
+
+    @property
+    def variance(self) -> Tensor:
+        """σ², ``(V,)``."""
+        return torch.exp(2 * self.log_sigma)
+
+    def forward(self, v: Tensor) -> Tensor:
+        var = self.variance
+        a = torch.addmm(self.hidden_bias, v / var, self.weight)  # (B, H)
+        return ((v - self.visible_bias).square() / (2 * var)).sum(1) - F.softplus(a).sum(1)
+
+    def energy(self, v: Tensor, h: Tensor) -> Tensor:
+        """The joint energy E(v, h) ``(B,)`` of ``v (B, V)`` and ``h (B, H)``."""
+        var = self.variance
+        quad = ((v - self.visible_bias).square() / (2 * var)).sum(1)
+        return quad - (h @ self.hidden_bias) - (((v / var) @ self.weight) * h).sum(1)
+
+    def hidden_mean(self, v: Tensor) -> Tensor:
+        """p(h = 1 | v), ``(B, H)``."""
+        return torch.addmm(self.hidden_bias, v / self.variance, self.weight).sigmoid_()
+
+    def visible_mean(self, h: Tensor) -> Tensor:
+        """E[v | h] = b + Wh, ``(B, V)``."""
+        return torch.addmm(self.visible_bias, h, self.weight.T)
+
+    def sample_hidden(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+        """h ~ p(h | v), ``(B, H)`` of 0/1 values."""
+        return bernoulli(self.hidden_mean(v), generator)
+
+    def sample_visible(self, h: Tensor, *, generator: torch.Generator) -> Tensor:
+        """v ~ N(b + Wh, diag σ²), ``(B, V)``."""
+        mean = self.visible_mean(h)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean.addcmul_(noise, self.log_sigma.exp())
+
+    def gibbs_step(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+        """One block-Gibbs step v → h → v'."""
+        return self.sample_visible(self.sample_hidden(v, generator=generator), generator=generator)
+
+    def random_visible(self, n: int, *, generator: torch.Generator) -> Tensor:
+        """Draws from N(b, diag σ²), ``(n, V)``: the model with its couplings switched off."""
+        b = self.visible_bias
+        noise = torch.randn((n, self.n_visible), generator=generator, device=b.device, dtype=b.dtype)
+        return noise.mul_(self.log_sigma.exp()).add_(b)
