@@ -8,6 +8,11 @@ to save or restore, and the update reads top to bottom in one place, as in Clean
     optimizer.zero_grad(); loss.backward(); optimizer.step()
 
 To continue training, call ``fit`` again with the same optimizer and generator.
+
+The same ``fit`` trains across processes and GPUs with PyTorch's own DistributedDataParallel:
+launch the script with ``torchrun --nproc_per_node=N script.py``, call
+``torch.distributed.init_process_group()`` in it, and ``fit`` wraps the energy in DDP, gives each
+rank its shard of the shared permutation, and averages the gradients (see ``fit``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ebrl._checks import (
     DivergenceError,
@@ -102,6 +109,33 @@ def _summary_writer(log_dir: str):
     return SummaryWriter(log_dir=log_dir)
 
 
+def _world(distributed: bool | None) -> tuple[int, int] | None:
+    """``(rank, world_size)`` when ``fit`` runs data-parallel, else ``None``.
+
+    ``None`` (auto) means on exactly when a process group with more than one process is
+    initialised; ``True`` requires one; ``False`` trains this process alone.
+    """
+    if distributed is not None and not isinstance(distributed, bool):
+        raise TypeError(f"distributed must be None (auto), True or False, got {type(distributed).__name__}")
+    initialised = dist.is_available() and dist.is_initialized()
+    if distributed is True and not initialised:
+        raise ValueError(
+            "distributed=True needs an initialised torch.distributed process group: launch with "
+            "torchrun and call torch.distributed.init_process_group() before fit"
+        )
+    if distributed is False or not initialised or dist.get_world_size() == 1:
+        return None
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _all_average(loss: Tensor, metrics: dict[str, Tensor], world_size: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss and metrics averaged over ranks, in one all-reduce (so every rank logs, and raises, alike)."""
+    stats = torch.stack([loss.detach().float(), *(v.detach().float() for v in metrics.values())])  # (1 + M,)
+    dist.all_reduce(stats)  # sum: gloo has no AVG
+    stats = stats / world_size
+    return stats[0], dict(zip(metrics, stats[1:], strict=True))
+
+
 def fit(
     energy: nn.Module,
     data: Tensor,
@@ -115,6 +149,7 @@ def fit(
     progress_bar: bool = False,
     tensorboard_log: str | None = None,
     log_interval: int = 10,
+    distributed: bool | None = None,
 ) -> TrainHistory:
     """Fit ``energy`` to ``data`` by minimising ``objective`` over shuffled minibatches.
 
@@ -134,10 +169,24 @@ def fit(
     energy or a diverged sampler raises ``DivergenceError`` naming the step (counted from 1)
     and the epoch, before that step updates the parameters.
 
-    Distributed data parallel (not implemented here) fits this loop unchanged: every rank runs
-    it with the energy wrapped in ``DistributedDataParallel`` (the objectives call a non-Energy
-    module as a module, so DDP's gradient hooks run) and a generator seeded alike on every
-    rank, taking its own shard ``order[rank::world_size]`` of the shared permutation.
+    Under ``torchrun`` (a process group of world size W > 1 is initialised), every rank calls
+    ``fit`` with the same data and a generator seeded alike, and ``fit``:
+
+    - wraps the energy in ``DistributedDataParallel``, which broadcasts rank 0's parameters
+      and averages the gradients in ``backward`` (the objectives call a non-``Energy`` module
+      through ``__call__``, so DDP's hooks run);
+    - draws the shared permutation, drops its last ``N mod W`` rows (different ones each
+      epoch) so that every shard is equally long, and gives rank r the shard
+      ``order[r::W]``: ``batch_size`` is per rank, so a step sees ``W * batch_size`` rows and
+      equals a single-process step on their union;
+    - draws the objective's randomness (noise, sampler chains) from a per-rank generator
+      seeded from ``generator``, so ranks do not repeat each other's noise;
+    - averages each step's loss and metrics over ranks (one all-reduce), so the history and
+      the divergence check agree on every rank; only rank 0 shows the progress bar and writes
+      TensorBoard.
+
+    A sampler divergence raised inside the objective on one rank alone stops that rank only;
+    the others then wait in the next all-reduce until the process group's timeout.
 
     Args:
         energy: the model, an ``nn.Module`` with parameters (an ``Energy`` over x, or a
@@ -146,7 +195,7 @@ def fit(
         objective: ``CD``, ``PCD``, ``DSM``, ``SSM``, ``NCE``, ``InfoNCE`` or any callable with
             the ``Objective`` signature.
         epochs: passes over the data, >= 1.
-        batch_size: rows per step, >= 1.
+        batch_size: rows per step (per rank under torch.distributed), >= 1.
         lr: learning rate of the default Adam optimizer (1e-3 when ``None``); give either
             ``lr`` or ``optimizer``, not both.
         optimizer: an optimizer over the energy's parameters, instead of the default Adam.
@@ -156,6 +205,9 @@ def fit(
         tensorboard_log: a directory to write TensorBoard scalars to
             (``pip install "ebrl[tensorboard]"``); ``None`` = off.
         log_interval: write to TensorBoard and refresh the bar every this many steps.
+        distributed: ``None`` (auto): data-parallel exactly when an initialised process group
+            has more than one process; ``True``: require one; ``False``: train this process
+            alone even inside a process group.
 
     Returns:
         The ``TrainHistory`` of losses and metrics.
@@ -178,35 +230,62 @@ def fit(
     elif not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
 
+    world = _world(distributed)
+
     device, dtype = params[0].device, params[0].dtype
     data = data.to(device=device, dtype=dtype)
     gen = resolve_generator(generator, device)
     n = data.shape[0]
-    n_batches = math.ceil(n / batch_size)
+    model, objective_gen, rank, world_size = energy, gen, 0, 1
+    if world is not None:
+        rank, world_size = world
+        if isinstance(energy, DistributedDataParallel):
+            raise TypeError("pass the bare energy to fit: under torch.distributed it wraps it in DDP itself")
+        if isinstance(energy, StateActionEnergy):
+            raise TypeError(
+                "fit under torch.distributed needs an energy over x: InfoNCE recognises a StateActionEnergy "
+                "by its type, which DistributedDataParallel hides"
+            )
+        if n < world_size:
+            raise ValueError(f"data has {n} rows, fewer than the {world_size} ranks; every rank needs at least one")
+        model = DistributedDataParallel(energy, device_ids=[device] if device.type == "cuda" else None)
+        seed = int(torch.randint(2**62, (1,), generator=gen, device=device))
+        objective_gen = torch.Generator(device=device).manual_seed(seed + rank)
+    shard = n // world_size  # rows per rank and epoch (n when single-process)
+    n_batches = math.ceil(shard / batch_size)
     history = TrainHistory()
     bar, writer, step = None, None, 0
     try:
-        bar = _progress_bar(epochs * n_batches) if progress_bar else None
-        writer = _summary_writer(tensorboard_log) if tensorboard_log is not None else None
+        bar = _progress_bar(epochs * n_batches) if progress_bar and rank == 0 else None
+        writer = _summary_writer(tensorboard_log) if tensorboard_log is not None and rank == 0 else None
         for epoch in range(1, epochs + 1):
             order = torch.randperm(n, generator=gen, device=device)  # (N,)
+            if world is not None:
+                order = order[: shard * world_size][rank::world_size]  # (N // W,), this rank's shard
             epoch_total = 0.0
             for idx in order.split(batch_size):
                 step += 1
                 batch = data[idx]  # (b, *event)
                 try:
-                    loss, metrics = objective(energy, batch, generator=gen)
+                    loss, metrics = objective(model, batch, generator=objective_gen)
                 except DivergenceError as exc:
                     raise DivergenceError(f"training diverged at step {step} (epoch {epoch}): {exc}") from exc
                 if not isinstance(loss, Tensor) or loss.dim() != 0:
                     raise TypeError("objective must return (loss, metrics) with a scalar tensor loss")
-                loss_value = loss.item()  # host synchronisation, for the divergence check
+                mean_loss = loss
+                if world is not None:
+                    mean_loss, metrics = _all_average(loss, metrics, world_size)
+                loss_value = mean_loss.item()  # host synchronisation, for the divergence check
                 if not math.isfinite(loss_value):
                     raise DivergenceError(
                         f"training diverged at step {step} (epoch {epoch}): the loss is {loss_value}; "
                         f"lower the learning rate or regularise the energy"
                     )
                 optimizer.zero_grad(set_to_none=True)
+                if world is not None:
+                    # Score matching never reaches the output bias (it uses only ∇ₓE); DDP finishes a
+                    # step's all-reduce once every parameter has a gradient, so give each a zero one.
+                    loss = loss + sum(p.sum() for p in params) * 0.0
                 loss.backward()
                 optimizer.step()
 

@@ -1,0 +1,263 @@
+"""The ``ebrl`` command: each subcommand writes what it promises and prints where, and user errors
+are one line on stderr with exit status 2 and no traceback. Budgets are tiny (a few hundred
+environment steps): these tests check the plumbing, not what the agents learn.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from ebrl.boltzmann import BernoulliRBM
+from ebrl.checkpoint import save_model
+from ebrl.cli import main
+from ebrl.energy import MLPEnergy
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err  # one line, no traceback
+    assert lines[0].startswith("ebrl ") and "error:" in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def energy_2d(tmp_path_factory) -> Path:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        energy = MLPEnergy(2, (16,))
+    path = tmp_path_factory.mktemp("models") / "energy.pt"
+    save_model(energy, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rbm_4x4(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "rbm.pt"
+    save_model(BernoulliRBM(n_visible=16, n_hidden=8), path)
+    return path
+
+
+@pytest.mark.slow
+def test_demo_saves_model_plot_and_summary_and_prints_their_paths(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    code, out, _ = run(capsys, "demo", "--steps", "110", "--episodes", "2", "--out", str(out_dir), "--no-progress")
+    assert code == 0
+    for name in ("softq_multigoal.zip", "trajectories.png", "summary.json"):
+        assert (out_dir / name).is_file()
+        assert str(out_dir / name) in out
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["steps"] == 110 and summary["episodes"] == 2
+    assert 0 <= summary["goals_reached"] <= 4
+    assert "Goals reached:" in out
+
+
+@pytest.mark.slow
+def test_train_with_subprocess_envs_then_eval_detects_softdqn(tmp_path, capsys):
+    model = tmp_path / "dqn.zip"
+    code, out, _ = run(
+        capsys, "train", "--algo", "softdqn", "--env", "CartPole-v1", "--steps", "200",
+        "--n-envs", "2", "--vec", "subproc", "--out", str(model), "--no-progress",
+    )
+    assert code == 0 and model.is_file() and str(model) in out
+    code, out, _ = run(capsys, "eval", str(model), "--env", "CartPole-v1", "--episodes", "2")
+    assert code == 0
+    assert out.startswith("SoftDQN on CartPole-v1: mean return") and "±" in out
+
+
+@pytest.mark.slow
+def test_train_sql_then_eval_detects_softq(tmp_path, capsys):
+    model = tmp_path / "sql.zip"
+    code, _, _ = run(
+        capsys, "train", "--algo", "sql", "--env", "ebrl/MultiGoal-v0", "--steps", "120", "--out", str(model),
+        "--no-progress", "--tensorboard", str(tmp_path / "tb"),
+    )
+    assert code == 0 and model.is_file()
+    assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    code, out, _ = run(capsys, "eval", str(model), "--env", "ebrl/MultiGoal-v0", "--episodes", "1")
+    assert code == 0 and out.startswith("SoftQ on ebrl/MultiGoal-v0: mean return")
+    png = tmp_path / "slice.png"  # E(s, a) over the 2-D action box at the origin
+    code, out, _ = run(
+        capsys, "energy-plot", "--model", str(model), "--obs", "0", "0", "--grid", "15", "--out", str(png)
+    )
+    assert code == 0 and png.stat().st_size > 0 and str(png) in out
+    code, _, err = run(capsys, "energy-plot", "--model", str(model), "--obs", "0", "--out", str(png))
+    assert_user_error(code, err, "--obs", "expected 2 numbers")
+
+
+def test_unknown_env_id_is_a_one_line_error(capsys):
+    code, _, err = run(capsys, "train", "--algo", "sql", "--env", "NoSuchEnv-v0", "--steps", "10")
+    assert_user_error(code, err, "--env", "NoSuchEnv-v0")
+
+
+def test_algo_that_does_not_suit_the_action_space_is_a_one_line_error(capsys):
+    code, _, err = run(capsys, "train", "--algo", "sql", "--env", "CartPole-v1", "--steps", "10")
+    assert_user_error(code, err, "--algo sql", "Discrete", "softdqn")
+    code, _, err = run(capsys, "train", "--algo", "softdqn", "--env", "Pendulum-v1", "--steps", "10")
+    assert_user_error(code, err, "--algo softdqn", "Box")
+
+
+def test_missing_files_are_one_line_errors(tmp_path, capsys):
+    code, _, err = run(capsys, "eval", str(tmp_path / "none.zip"), "--env", "CartPole-v1")
+    assert_user_error(code, err, "MODEL", "none.zip")
+    code, _, err = run(capsys, "sample", "--model", str(tmp_path / "none.pt"))
+    assert_user_error(code, err, "--model", "none.pt")
+
+
+def test_a_file_that_is_not_a_model_zip_is_a_one_line_error(tmp_path, capsys):
+    bogus = tmp_path / "bogus.zip"
+    bogus.write_text("not a zip")
+    code, _, err = run(capsys, "eval", str(bogus), "--env", "CartPole-v1")
+    assert_user_error(code, err, "MODEL", "not an SB3 model zip")
+
+
+def test_sample_draws_a_scatter_for_2d_energies_and_an_image_grid_for_rbms(tmp_path, capsys, energy_2d, rbm_4x4):
+    points = tmp_path / "points.png"
+    code, out, _ = run(capsys, "sample", "--model", str(energy_2d), "--n", "32", "--steps", "20",
+                       "--out", str(points))
+    assert code == 0 and points.stat().st_size > 0 and "Langevin" in out
+    grid = tmp_path / "grid.png"
+    code, out, _ = run(capsys, "sample", "--model", str(rbm_4x4), "--n", "9", "--steps", "10", "--out", str(grid))
+    assert code == 0 and grid.stat().st_size > 0 and "Gibbs" in out
+
+
+def test_energy_plot_draws_2d_energies_and_rejects_other_event_shapes(tmp_path, capsys, energy_2d, rbm_4x4):
+    png = tmp_path / "energy.png"
+    code, out, _ = run(capsys, "energy-plot", "--model", str(energy_2d), "--out", str(png), "--grid", "20")
+    assert code == 0 and png.stat().st_size > 0 and str(png) in out
+    code, _, err = run(capsys, "energy-plot", "--model", str(rbm_4x4), "--out", str(tmp_path / "x.png"))
+    assert_user_error(code, err, "--model", "(16,)")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_console_script_exits_2_without_traceback_on_a_user_error():
+    script = Path(sys.executable).with_name("ebrl")
+    if not script.is_file():
+        pytest.skip("the ebrl console script is not installed (pip install -e .)")
+    done = subprocess.run(
+        [str(script), "train", "--algo", "sql", "--env", "CartPole-v1"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "--algo sql" in done.stderr
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "demo" in done.stdout and "energy-plot" in done.stdout
+
+
+# --- python -m experiments.all --no-run: the results page is rebuilt from the tables on disk ---------
+
+
+def test_results_page_gathers_every_table_and_plot_main_table_first(tmp_path):
+    from experiments.all import build_results
+
+    folder = tmp_path / "results" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "aaa_runs.md").write_text("# Every seed\n\n| seed | x |\n|---|---|\n| 0 | 1 |\n")
+    (folder / "toy.md").write_text("# Toy: x against a baseline\n\n| method | x |\n|---|---|\n| ebrl | 2 |\n")
+    (folder / "toy.png").write_bytes(b"\x89PNG")
+    (tmp_path / "results" / "empty").mkdir()  # no tables: left out
+    page = build_results(tmp_path / "results", tmp_path / "RESULTS.md").read_text()
+    assert "## toy" in page and "empty" not in page
+    assert page.index("### Toy: x against a baseline") < page.index("### Every seed")  # the main table first
+    assert "| ebrl | 2 |" in page and "| 0 | 1 |" in page
+    assert "![toy: toy](results/toy/toy.png)" in page
+    assert "**Setting and baseline.** (no script in experiments/)" in page
+
+
+def test_results_page_from_the_repository_names_each_experiments_setting(tmp_path):
+    from experiments.all import RESULTS_ROOT, build_results, experiment_names, setting
+
+    if not RESULTS_ROOT.is_dir():
+        pytest.skip("no results/ in this checkout")
+    page = build_results(RESULTS_ROOT, tmp_path / "RESULTS.md").read_text()
+    present = [p.name for p in RESULTS_ROOT.iterdir() if p.is_dir() and p.name != "all" and any(p.glob("*.md"))]
+    for name in present:
+        assert f"## {name}\n" in page
+        if name in experiment_names():
+            assert setting(name) in page and not setting(name).startswith("(")
+
+
+def test_all_rejects_an_unknown_experiment_name():
+    from experiments.all import Args
+    from experiments.all import main as run_all
+
+    with pytest.raises(ValueError, match="--only"):
+        run_all(Args(run=True, only=("no_such_experiment",)))
+
+
+# --- experiments/sweep.py: the Optuna sweep resumes from its SQLite study ---------------------------
+
+
+@pytest.mark.slow
+def test_sweep_starts_from_the_baseline_and_resumes_from_its_sqlite_study(tmp_path):
+    pytest.importorskip("optuna")
+    from experiments.sweep import BASELINE, Args
+    from experiments.sweep import main as sweep
+
+    args = Args(env_id="ebrl/MultiGoal-v0", n_trials=2, total_timesteps=60, n_chunks=2, n_eval_episodes=1,
+                out_dir=str(tmp_path))
+    rows = sweep(args)
+    assert len(rows) == 2 and (tmp_path / "sweep.db").is_file() and (tmp_path / "sweep.md").is_file()
+    first = min(rows, key=lambda r: r["trial"])
+    assert first["baseline"] and {k: first[k] for k in BASELINE} == BASELINE
+    rows = sweep(Args(**{**args.__dict__, "n_trials": 3}))  # the same study, one more trial
+    assert sorted(r["trial"] for r in rows) == [0, 1, 2]
+    assert sum(r["baseline"] for r in rows) == 1
+
+
+# --- --n-envs K --vec subproc: the agents learn from K environment processes -----------------------
+
+
+class ThreeArmedBandit(gym.Env):
+    """Arms 0 and 2 pay 1, arm 1 pays 0; one step per episode."""
+
+    observation_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+    action_space = spaces.Discrete(3)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(1, dtype=np.float32), float(int(action) != 1), True, False, {}
+
+
+@pytest.mark.slow
+def test_softdqn_learns_the_soft_optimal_policy_from_two_subprocess_envs():
+    # As tests/test_agents.py's single-env check: with α = 0.2 the soft-optimal policy is
+    # softmax(Q/α) with Q = (1, 0, 1), each good arm 1/(2 + e^-5) ≈ 0.497 and the bad arm 0.007.
+    # Here two SubprocVecEnv workers fill the replay buffer (two gradient steps per vector step).
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from agents import SoftDQN
+
+    venv = make_vec_env(ThreeArmedBandit, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
+    try:
+        model = SoftDQN("MlpPolicy", venv, alpha=0.2, learning_rate=3e-3, learning_starts=50, batch_size=32,
+                        train_freq=1, gradient_steps=2, target_update_interval=50,
+                        policy_kwargs=dict(net_arch=[32]), seed=0)
+        model.learn(600)
+    finally:
+        venv.close()
+    assert model.replay_buffer.n_envs == 2 and model.num_timesteps >= 600
+    with torch.no_grad():
+        p = model.policy.boltzmann.probs(model.policy.energies(torch.zeros(1, 1)))[0].numpy()
+    assert p[0] > 0.35 and p[2] > 0.35 and p[1] < 0.1, p
