@@ -2,9 +2,15 @@
 
 - ``SoftQ``: soft Q-learning for Box actions, acting by Langevin dynamics on E(s, a) = -Q(s, a).
 - ``SoftDQN``: soft Q-learning for Discrete actions, acting by the exact Boltzmann softmax.
+- ``EnergyPolicy``: any trained ebrl ``StateActionEnergy`` as an SB3 policy (evaluate, save/load, warm-start SoftQ).
+- ``IBC``: implicit behavioural cloning (InfoNCE on demonstrations; DFO or Langevin inference).
 """
 
 from agents.softdqn import SoftDQN
 from agents.softq import SoftQ
 
 __all__ = ["SoftDQN", "SoftQ"]
+from agents.energy_policy import EnergyInference, EnergyPolicy
+from agents.ibc import IBC, IBCObjective
+
+__all__ += ["IBC", "EnergyInference", "EnergyPolicy", "IBCObjective"]

@@ -2,6 +2,8 @@
 
 - ``ebrl/MultiGoal-v0``: the 2-D multi-goal task of Haarnoja et al. (2017), 30 steps.
 - ``ebrl/BimodalBandit-v0``: a one-step continuous bandit with two equally good actions.
+- ``ebrl/SparseGoal-v0``: a 2-D point that is rewarded only at a far goal (sparse reward), 100 steps.
+- ``ebrl/Particle-v0``: IBC's particle task (visit goal 1, then goal 2 around an obstacle), ``dim=`` kwarg.
 """
 
 import gymnasium as gym
@@ -11,5 +13,7 @@ from envs.multigoal import GOALS, MultiGoalEnv
 
 gym.register(id="ebrl/MultiGoal-v0", entry_point="envs.multigoal:MultiGoalEnv", max_episode_steps=30)
 gym.register(id="ebrl/BimodalBandit-v0", entry_point="envs.bandit:BimodalBanditEnv")
+gym.register(id="ebrl/SparseGoal-v0", entry_point="envs.sparse:SparseGoalEnv", max_episode_steps=100)
+gym.register(id="ebrl/Particle-v0", entry_point="envs.particle:ParticleEnv", max_episode_steps=100)
 
 __all__ = ["GOALS", "BimodalBanditEnv", "MultiGoalEnv"]

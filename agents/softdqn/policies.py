@@ -7,12 +7,29 @@ from typing import Any
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
 from agents.common import PolicyGenerator
 from ebrl.rl import DiscreteBoltzmannPolicy
+from ebrl.rl.priors import StatePrior
+
+
+def check_value_prior(value_prior: StatePrior | None, observation_space: spaces.Space) -> StatePrior | None:
+    """Require a ``StatePrior`` over the flattened observations (or ``None``) and freeze it."""
+    if value_prior is None:
+        return None
+    if not isinstance(value_prior, StatePrior):
+        raise TypeError(f"value_prior must be an ebrl.rl.priors.StatePrior or None, got {type(value_prior).__name__}")
+    obs_dim = int(spaces.flatdim(observation_space))
+    if value_prior.obs_dim != obs_dim:
+        raise ValueError(
+            f"value_prior was trained on observations of size {value_prior.obs_dim}, but the observations "
+            f"have size {obs_dim}"
+        )
+    return value_prior.requires_grad_(False)
 
 
 class ActionEnergyNet(nn.Module):
@@ -52,6 +69,9 @@ class SoftDQNPolicy(BasePolicy):
         alpha: the temperature α > 0 (set by ``SoftDQN``; pass it there, not in ``policy_kwargs``).
         net_arch: hidden layer widths; default ``[64, 64]`` as SB3's DQN.
         activation_fn: the hidden activation.
+        value_prior: a ``StatePrior`` Φ(s) over the flattened observations, or ``None``. When set, the
+            network learns a residual: E(s, a) = E_net(s, a) - Φ(s), i.e. Q = Φ(s) + Q_net (set by
+            ``SoftDQN``; pass it there).
         features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
             optimizer_kwargs: as for SB3's ``DQNPolicy``.
     """
@@ -66,6 +86,7 @@ class SoftDQNPolicy(BasePolicy):
         alpha: float = 1.0,
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
+        value_prior: StatePrior | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -85,6 +106,7 @@ class SoftDQNPolicy(BasePolicy):
         self.net_arch = [64, 64] if net_arch is None else list(net_arch)
         self.activation_fn = activation_fn
         self.rng = PolicyGenerator()
+        self.value_prior = check_value_prior(value_prior, observation_space)
 
         self.energy_net = self.make_energy_net()
         self.energy_net_target = self.make_energy_net()
@@ -101,7 +123,11 @@ class SoftDQNPolicy(BasePolicy):
     def energies(self, obs: PyTorchObs, *, target: bool = False) -> Tensor:
         """E(s, a) for every action, ``(B, K)``, from the online or the target network."""
         net = self.energy_net_target if target else self.energy_net
-        return net(self.extract_features(obs, net.features_extractor))
+        e = net(self.extract_features(obs, net.features_extractor))  # (B, K)
+        if self.value_prior is None:
+            return e
+        flat = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images).flatten(1)  # (B, O)
+        return e - self.value_prior(flat).unsqueeze(1)  # (B, K) - (B, 1): Q = Φ(s) + Q_net(s, a)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> Tensor:
         return self._predict(obs, deterministic=deterministic)
@@ -122,6 +148,7 @@ class SoftDQNPolicy(BasePolicy):
             alpha=self.boltzmann.alpha,
             net_arch=self.net_arch,
             activation_fn=self.activation_fn,
+            value_prior=self.value_prior,
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,

@@ -17,6 +17,7 @@ from stable_baselines3.common.utils import polyak_update
 from agents.common import check_action_space, check_finite_loss, check_finite_transition
 from agents.softdqn.policies import ActionEnergyNet, MlpPolicy, SoftDQNPolicy
 from ebrl._checks import check_positive
+from ebrl.rl.priors import StatePrior
 
 SelfSoftDQN = TypeVar("SelfSoftDQN", bound="SoftDQN")
 
@@ -40,6 +41,9 @@ class SoftDQN(OffPolicyAlgorithm):
         alpha: the temperature α > 0, in reward units.
         max_grad_norm: clip the gradient norm to this value.
         target_update_interval: environment steps between target-network updates.
+        value_prior: a potential Φ(s) (``ebrl.rl.priors.StatePrior``) on the flattened observations, or
+            ``None``. The network then learns a residual on top of it, Q(s, a) = Φ(s) + Q_net(s, a): the
+            same as starting Q at Φ, which by Wiewiora (2003) learns as shaping with Φ does.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
@@ -66,6 +70,7 @@ class SoftDQN(OffPolicyAlgorithm):
         target_update_interval: int = 10_000,
         alpha: float = 0.01,
         max_grad_norm: float = 10.0,
+        value_prior: StatePrior | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -75,8 +80,9 @@ class SoftDQN(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         check_positive("alpha", alpha)
-        if policy_kwargs is not None and "alpha" in policy_kwargs:
-            raise ValueError("pass alpha to SoftDQN(alpha=...), not in policy_kwargs")
+        for name in ("alpha", "value_prior"):
+            if policy_kwargs is not None and name in policy_kwargs:
+                raise ValueError(f"pass {name} to SoftDQN({name}=...), not in policy_kwargs")
         env = check_action_space(env, algo="SoftDQN", expected=spaces.Discrete, verbose=verbose)
         super().__init__(
             policy,
@@ -106,6 +112,8 @@ class SoftDQN(OffPolicyAlgorithm):
         )
         self.alpha = alpha
         self.policy_kwargs = {**self.policy_kwargs, "alpha": alpha}
+        if value_prior is not None:
+            self.policy_kwargs["value_prior"] = value_prior
         self.target_update_interval = target_update_interval
         self.max_grad_norm = max_grad_norm
         self._n_calls = 0

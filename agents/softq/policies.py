@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -12,8 +13,10 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
 from agents.common import PolicyGenerator
+from agents.softdqn.policies import check_value_prior
 from ebrl.energy import StateActionEnergy
 from ebrl.rl import ActionBox, ContinuousBoltzmannPolicy
+from ebrl.rl.priors import StatePrior
 
 MODE_SEED = 0
 """Seed of the starts of ``deterministic=True`` actions, so they depend on the weights alone."""
@@ -30,20 +33,33 @@ class TwinEnergy(nn.Module):
         act_dim: A.
         net_arch: hidden widths of each energy.
         activation: one of ``ebrl.energy.ACTIVATIONS`` (smooth ones give Langevin useful gradients).
+        value_prior: a frozen potential Φ over the features (the flattened observations), or ``None``;
+            when set, each energy is a residual: E_i(s, a) = E_net,i(s, a) - Φ(s).
     """
 
     def __init__(
-        self, features_extractor: BaseFeaturesExtractor, act_dim: int, net_arch: list[int], activation: str
+        self,
+        features_extractor: BaseFeaturesExtractor,
+        act_dim: int,
+        net_arch: list[int],
+        activation: str,
+        value_prior: StatePrior | None = None,
     ) -> None:
         super().__init__()
         self.features_extractor = features_extractor
+        self.value_prior = value_prior
         dim = features_extractor.features_dim
         self.e1 = StateActionEnergy(dim, act_dim, net_arch, activation=activation)
         self.e2 = StateActionEnergy(dim, act_dim, net_arch, activation=activation)
 
     def energies(self, features: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
         """(E1, E2), each ``(B,)`` or ``(B, N)``."""
-        return self.e1.forward(features, act), self.e2.forward(features, act)
+        e1, e2 = self.e1.forward(features, act), self.e2.forward(features, act)
+        if self.value_prior is None:
+            return e1, e2
+        phi = self.value_prior(features)  # (B,)
+        phi = phi.unsqueeze(1) if act.dim() == 3 else phi  # (B,) -> (B, 1), broadcast over N candidates
+        return e1 - phi, e2 - phi  # Q_i = Φ(s) + Q_net,i(s, a)
 
     def forward(self, features: Tensor, act: Tensor) -> Tensor:
         e1, e2 = self.energies(features, act)
@@ -67,6 +83,8 @@ class SoftQPolicy(BasePolicy):
             see ``SoftQ`` and ``ebrl.rl.ContinuousBoltzmannPolicy``.
         net_arch: hidden widths of each energy; default ``[256, 256]`` as SB3's SAC.
         activation: one of ``ebrl.energy.ACTIVATIONS``; default ``"silu"``.
+        value_prior: a ``StatePrior`` Φ over the flattened observations, or ``None`` (set by ``SoftQ``;
+            pass it there). It needs the default ``FlattenExtractor``.
         features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
             optimizer_kwargs: as for SB3's SAC policy.
     """
@@ -88,6 +106,7 @@ class SoftQPolicy(BasePolicy):
         mode_steps: int = 20,
         net_arch: list[int] | None = None,
         activation: str = "silu",
+        value_prior: StatePrior | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -118,6 +137,9 @@ class SoftQPolicy(BasePolicy):
         self.net_arch = [256, 256] if net_arch is None else list(net_arch)
         self.activation = activation
         self.rng = PolicyGenerator()
+        if value_prior is not None and features_extractor_class is not FlattenExtractor:
+            raise ValueError("value_prior needs the default FlattenExtractor: Φ is a function of the flat observation")
+        self.value_prior = check_value_prior(value_prior, observation_space)
 
         self.critic = self.make_critic()
         self.critic_target = self.make_critic()
@@ -128,7 +150,9 @@ class SoftQPolicy(BasePolicy):
 
     def make_critic(self) -> TwinEnergy:
         act_dim = int(self.action_space.shape[0])
-        return TwinEnergy(self.make_features_extractor(), act_dim, self.net_arch, self.activation)
+        # Each critic owns a copy of Φ: a shared module would be Polyak-averaged with itself, in place.
+        prior = None if self.value_prior is None else copy.deepcopy(self.value_prior)
+        return TwinEnergy(self.make_features_extractor(), act_dim, self.net_arch, self.activation, prior)
 
     def features(self, obs: PyTorchObs, critic: TwinEnergy) -> Tensor:
         """Observation features ``(B, F)`` from ``critic``'s features extractor."""
@@ -163,6 +187,7 @@ class SoftQPolicy(BasePolicy):
             mode_steps=pi.mode_steps,
             net_arch=self.net_arch,
             activation=self.activation,
+            value_prior=self.value_prior,
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,

@@ -18,6 +18,7 @@ from stable_baselines3.common.utils import polyak_update
 from agents.common import check_action_space, check_finite_loss, check_finite_transition
 from agents.softq.policies import MlpPolicy, SoftQPolicy, TwinEnergy
 from ebrl._checks import check_int, check_positive
+from ebrl.rl.priors import StatePrior
 
 SelfSoftQ = TypeVar("SelfSoftQ", bound="SoftQ")
 
@@ -30,6 +31,7 @@ _POLICY_SETTINGS = (
     "mode_candidates",
     "mode_starts",
     "mode_steps",
+    "value_prior",
 )
 
 
@@ -60,6 +62,9 @@ class SoftQ(OffPolicyAlgorithm):
         mode_candidates, mode_starts, mode_steps: ``predict(deterministic=True)`` scores
             ``mode_candidates`` uniform actions, refines the best ``mode_starts`` by ``mode_steps``
             steps of gradient descent and returns the lowest-energy one.
+        value_prior: a potential Φ(s) (``ebrl.rl.priors.StatePrior``) on the flattened observations, or
+            ``None``. Both critics then learn a residual on top of it, Q_i(s, a) = Φ(s) + Q_net,i(s, a):
+            the same as starting Q at Φ, which by Wiewiora (2003) learns as shaping with Φ does.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
@@ -94,6 +99,7 @@ class SoftQ(OffPolicyAlgorithm):
         mode_candidates: int = 256,
         mode_starts: int = 4,
         mode_steps: int = 20,
+        value_prior: StatePrior | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -149,6 +155,8 @@ class SoftQ(OffPolicyAlgorithm):
             "mode_starts": mode_starts,
             "mode_steps": mode_steps,
         }
+        if value_prior is not None:
+            self.policy_kwargs["value_prior"] = value_prior
         if _init_setup_model:
             self._setup_model()
 

@@ -7,6 +7,16 @@ continuous ones).
 
 from ebrl.rl.box import ActionBox
 from ebrl.rl.continuous import ContinuousBoltzmannPolicy, StateActionEnergyFn
+from ebrl.rl.dfo import DerivativeFreeOptimizer
 from ebrl.rl.discrete import DiscreteBoltzmannPolicy
+from ebrl.rl.priors import StatePrior, shaping_term
 
-__all__ = ["ActionBox", "ContinuousBoltzmannPolicy", "DiscreteBoltzmannPolicy", "StateActionEnergyFn"]
+__all__ = [
+    "ActionBox",
+    "ContinuousBoltzmannPolicy",
+    "DerivativeFreeOptimizer",
+    "DiscreteBoltzmannPolicy",
+    "StateActionEnergyFn",
+    "StatePrior",
+    "shaping_term",
+]

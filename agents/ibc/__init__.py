@@ -1,0 +1,3 @@
+from agents.ibc.ibc import IBC, IBCObjective
+
+__all__ = ["IBC", "IBCObjective"]

@@ -1,0 +1,166 @@
+"""The particle task of implicit behavioural cloning, with a fork that makes demonstrations bimodal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class ParticleEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A particle in [0, 1]^dim must visit goal 1, then goal 2, going around an obstacle (``ebrl/Particle-v0``).
+
+    In the style of the particle task of Florence et al. (2021).
+
+    - Observation (float32, in [0, 1]^(3·dim + 1)): ``[position, goal 1, goal 2, phase]``, with
+      phase 0 before goal 1 is visited and 1 after.
+    - Action: a set-point in [0, 1]^dim. The particle moves towards it by at most ``max_step``
+      (Euclidean) per step.
+    - A goal is visited when the particle is within ``goal_radius`` of it. Visiting goal 2 in
+      phase 1 ends the episode with reward 1 (``info["is_success"] = True``); every other step
+      gives 0.
+    - The obstacle: in phase 1 a ball of radius ``0.2·‖g2 - g1‖`` sits at the midpoint m of the two
+      goals. Entering it ends the episode (reward 0, ``info["collision"] = True``). The goals are
+      drawn so that both detour waypoints m ± 0.4‖g2 - g1‖·u lie inside the box, where u is the unit
+      vector orthogonal to g2 - g1 along the axis on which g2 - g1 is smallest (a function of the
+      observation).
+    - ``expert_action(side)``: the scripted expert. Phase 0: the set-point is goal 1. Phase 1: goal
+      2 once the particle has passed the obstacle's midplane, before that the waypoint on the
+      particle's side of the line g1-g2; on that line (at the fork, just after goal 1) it takes
+      ``side`` (+1 or -1). Demonstrators who draw their side by a coin flip give bimodal
+      demonstrations at the fork: an average of the two (MSE regression) steers into the obstacle.
+
+    Args:
+        dim: the dimension N >= 2 of the arena.
+        max_step: the largest move per step, > 0.
+        goal_radius: the visiting radius, > 0.
+        min_separation: the smallest distance between the two goals, > 0.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own attribute)
+
+    def __init__(
+        self, dim: int = 2, max_step: float = 0.1, goal_radius: float = 0.05, min_separation: float = 0.4
+    ) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+            raise ValueError(f"dim must be an int >= 2, got {dim!r}")
+        for name, value in (("max_step", max_step), ("goal_radius", goal_radius), ("min_separation", min_separation)):
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        self.dim = dim
+        self.max_step, self.goal_radius = float(max_step), float(goal_radius)
+        self.min_separation = float(min_separation)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(3 * dim + 1,), dtype=np.float32)
+        self.action_space = spaces.Box(0.0, 1.0, shape=(dim,), dtype=np.float32)
+        self._pos = np.zeros(dim)
+        self._g1 = np.zeros(dim)
+        self._g2 = np.ones(dim)
+        self._phase = 0
+
+    # geometry -------------------------------------------------------------------------------
+
+    def obstacle(self) -> tuple[np.ndarray, float, np.ndarray]:
+        """``(centre m, radius, unit detour direction u)`` of the current episode."""
+        d = self._g2 - self._g1
+        length = float(np.linalg.norm(d))
+        d_hat = d / length
+        axis = int(np.argmin(np.abs(d_hat)))
+        u = -d_hat[axis] * d_hat
+        u[axis] += 1.0  # e_axis minus its projection on d_hat
+        return (self._g1 + self._g2) / 2, 0.2 * length, u / np.linalg.norm(u)
+
+    def waypoints(self) -> np.ndarray:
+        """The two detour waypoints, ``(2, dim)``: row 0 on the +u side, row 1 on the -u side."""
+        m, radius, u = self.obstacle()
+        return np.stack([m + 2 * radius * u, m - 2 * radius * u])
+
+    def _draw_goals(self) -> None:
+        while True:
+            self._g1 = self.np_random.uniform(0.05, 0.95, self.dim)
+            self._g2 = self.np_random.uniform(0.05, 0.95, self.dim)
+            if np.linalg.norm(self._g2 - self._g1) < self.min_separation:
+                continue
+            if np.all((self.waypoints() >= 0.02) & (self.waypoints() <= 0.98)):
+                return
+
+    # gymnasium API --------------------------------------------------------------------------
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate([self._pos, self._g1, self._g2, [float(self._phase)]]).astype(np.float32)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._draw_goals()
+        self._pos = self.np_random.uniform(0.0, 1.0, self.dim)
+        self._phase = 0
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64).reshape(self.dim)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {a.tolist()}")
+        a = np.clip(a, 0.0, 1.0)
+        move = a - self._pos
+        dist = float(np.linalg.norm(move))
+        if dist > self.max_step:
+            move *= self.max_step / dist
+        self._pos = np.clip(self._pos + move, 0.0, 1.0)
+        info: dict[str, Any] = {"is_success": False, "collision": False}
+        if self._phase == 0 and np.linalg.norm(self._pos - self._g1) < self.goal_radius:
+            self._phase = 1
+            return self._obs(), 0.0, False, False, info
+        if self._phase == 1:
+            m, radius, _ = self.obstacle()
+            if np.linalg.norm(self._pos - m) < radius:
+                info["collision"] = True
+                return self._obs(), 0.0, True, False, info
+            if np.linalg.norm(self._pos - self._g2) < self.goal_radius:
+                info["is_success"] = True
+                return self._obs(), 1.0, True, False, info
+        return self._obs(), 0.0, False, False, info
+
+    def expert_action(self, side: int) -> np.ndarray:
+        """The scripted expert's set-point, ``(dim,)`` float32; ``side`` (+1 or -1) breaks the tie at the fork."""
+        if side not in (1, -1):
+            raise ValueError(f"side must be +1 or -1, got {side!r}")
+        if self._phase == 0:
+            return self._g1.astype(np.float32)
+        m, _, u = self.obstacle()
+        d_hat = (self._g2 - self._g1) / np.linalg.norm(self._g2 - self._g1)
+        if float(np.dot(self._pos - m, d_hat)) >= -1e-4:  # past the obstacle's midplane (float32 slack)
+            return self._g2.astype(np.float32)
+        offset = float(np.dot(self._pos - m, u))
+        here = side if abs(offset) < 1e-4 else (1 if offset > 0 else -1)
+        return self.waypoints()[0 if here == 1 else 1].astype(np.float32)
+
+
+def collect_demonstrations(
+    env: ParticleEnv, n_episodes: int, *, seed: int, max_steps: int = 200
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Roll out the scripted expert: ``(observations (T, O), actions (T, A), success rate)``.
+
+    Each episode's expert draws its side of the obstacle by a fair coin (from ``seed``), so half the
+    demonstrations pass on each side.
+    """
+    if not isinstance(env, ParticleEnv):
+        raise TypeError(f"env must be a ParticleEnv (use env.unwrapped), got {type(env).__name__}")
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ValueError(f"n_episodes must be an int >= 1, got {n_episodes!r}")
+    rng = np.random.default_rng(seed)
+    observations, actions, successes = [], [], 0
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed * 100_003 + episode)
+        side = 1 if rng.random() < 0.5 else -1
+        for _ in range(max_steps):
+            act = env.expert_action(side)
+            observations.append(obs)
+            actions.append(act)
+            obs, _, terminated, _, info = env.step(act)
+            if terminated:
+                successes += int(info["is_success"])
+                break
+    return np.stack(observations), np.stack(actions), successes / n_episodes
