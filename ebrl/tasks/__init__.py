@@ -9,14 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from ebrl.tasks.denoise import map_denoise, posterior_energy, posterior_mean_denoise, psnr, tweedie_denoise
+from ebrl.tasks.energies import GaussianResidualEnergy, KernelDensityEnergy
+from ebrl.tasks.generate import walk_jump_sample
 
 __all__ = [
     "EnergyOutlierDetector",
+    "GaussianResidualEnergy",
+    "KernelDensityEnergy",
     "map_denoise",
     "posterior_energy",
     "posterior_mean_denoise",
     "psnr",
     "tweedie_denoise",
+    "walk_jump_sample",
 ]
 
 
