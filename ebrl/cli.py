@@ -4,6 +4,7 @@ Subcommands::
 
     ebrl demo                                   # SoftQ on ebrl/MultiGoal-v0: model, plot, summary
     ebrl train --algo sql --env Pendulum-v1 --steps 20000 --n-envs 4 --vec subproc
+    ebrl train --algo ibc --env ebrl/Particle-v0 --epochs 100  # or --demos demos.npz on any Box env
     ebrl eval sql_Pendulum-v1.zip --env Pendulum-v1 --episodes 10
     ebrl sample --model model.pt --n 64 --out samples.png
     ebrl energy-plot --model model.pt --out energy.png
@@ -32,8 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-ALGOS = {"sql": "SoftQ", "softdqn": "SoftDQN"}
+ALGOS = {"sql": "SoftQ", "softdqn": "SoftDQN", "ibc": "IBC"}
 """``--algo`` names and the agent class each one trains."""
+
+SCRIPTED_EXPERTS = ("ebrl/Particle-v0",)
+"""Environments whose scripted expert ``ebrl train --algo ibc`` uses when no ``--demos`` file is given."""
 
 BENCHMARKS = ("bench_samplers", "bench_policy")
 """The benchmark scripts ``ebrl bench`` runs, from ``experiments/``."""
@@ -94,17 +98,20 @@ def _action_space(env_id: str):
 
 
 def _check_algo_suits(algo: str, env_id: str) -> None:
-    """``sql`` needs a Box action space and ``softdqn`` a Discrete one."""
+    """``sql`` and ``ibc`` need a Box action space (``ibc`` with finite bounds), ``softdqn`` a Discrete one."""
     from gymnasium import spaces
 
     space = _action_space(env_id)
-    needed = spaces.Box if algo == "sql" else spaces.Discrete
+    needed = spaces.Discrete if algo == "softdqn" else spaces.Box
     if not isinstance(space, needed):
-        other = "softdqn (Discrete actions)" if algo == "sql" else "sql (Box actions)"
+        other = "softdqn (Discrete actions)" if needed is spaces.Box else "sql or ibc (Box actions)"
         raise UsageError(
             f"--algo {algo}: {ALGOS[algo]} needs a {needed.__name__} action space but {env_id} has {space}; "
             f"use --algo {other}"
         )
+    if algo == "ibc" and not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise UsageError(f"--algo ibc: IBC draws counter-examples in the action box, but {env_id} has {space} "
+                         f"with infinite bounds; expected finite bounds")
 
 
 def _progress_callback(total: int, *, enabled: bool):
@@ -152,8 +159,21 @@ def _algo_of_zip(path: Path) -> str:
 
 
 def _load_agent(path: Path, env: Any = None):
-    from agents import SoftDQN, SoftQ
+    """A SoftQ or SoftDQN from an SB3 zip, or an ``EnergyPolicy`` (``ebrl train --algo ibc``) from a ``.pt``."""
+    from agents import EnergyPolicy, SoftDQN, SoftQ
 
+    if path.suffix != ".zip":
+        try:
+            policy = EnergyPolicy.load(str(path), device="cpu")
+        except Exception as exc:  # torch.load of a file that is not an EnergyPolicy: any of several errors
+            raise UsageError(
+                f"MODEL: '{path}' is not a SoftQ/SoftDQN zip or an EnergyPolicy file ({type(exc).__name__}: {exc}); "
+                f"expected a file saved by ebrl train"
+            ) from exc
+        if env is not None and env.observation_space.shape != policy.observation_space.shape:
+            raise UsageError(f"--env: observation shape {env.observation_space.shape} does not match the policy's "
+                             f"{policy.observation_space.shape}; expected the environment the policy was trained on")
+        return policy
     cls = SoftQ if _algo_of_zip(path) == "sql" else SoftDQN
     try:
         return cls.load(path, env=env, device="cpu")
@@ -259,7 +279,57 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # --- train and eval -----------------------------------------------------------------------------
 
 
+def _demonstrations(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """``(observations (T, O), actions (T, A))`` from ``--demos`` or the environment's scripted expert."""
+    if args.demos is not None:
+        path = _existing_file("--demos", args.demos)
+        try:
+            with np.load(path) as f:
+                return np.asarray(f["observations"]), np.asarray(f["actions"])
+        except (KeyError, ValueError, OSError) as exc:
+            raise UsageError(
+                f"--demos: cannot read '{path}' ({exc}); expected an .npz with arrays 'observations' (T, O) and "
+                f"'actions' (T, A)"
+            ) from exc
+    if args.env not in SCRIPTED_EXPERTS:
+        raise UsageError(
+            f"--demos: {args.env} has no scripted expert; expected --demos PATH.npz (arrays 'observations' and "
+            f"'actions'), or --env one of {', '.join(SCRIPTED_EXPERTS)}"
+        )
+    if args.n_demos < 1:
+        raise UsageError(f"--n-demos: expected a positive number of expert episodes, got {args.n_demos}")
+    from envs.particle import collect_demonstrations
+
+    obs, act, expert = collect_demonstrations(_make_env(args.env).unwrapped, args.n_demos, seed=args.seed)
+    print(f"Collected {args.n_demos} scripted-expert episodes ({len(obs)} steps, expert success {expert:.0%})")
+    return obs, act
+
+
+def _train_ibc(args: argparse.Namespace) -> None:
+    from agents import IBC
+
+    if args.epochs < 1:
+        raise UsageError(f"--epochs: expected a positive number of passes over the demonstrations, got {args.epochs}")
+    torch.set_num_threads(args.threads)
+    obs, act = _demonstrations(args)
+    env = _make_env(args.env)
+    model = IBC(env.observation_space, env.action_space, seed=args.seed)
+    out = Path(args.out or f"ibc_{args.env.replace('/', '_')}.pt")
+    print(f"Training IBC on {len(obs)} demonstration steps for {args.epochs} epochs", flush=True)
+    start = time.perf_counter()
+    history = model.learn(obs, act, epochs=args.epochs, progress_bar=args.progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(out))
+    print(f"Trained in {time.perf_counter() - start:.0f} s (final InfoNCE loss {history.epoch_loss[-1]:.3f}); "
+          f"policy saved to {out}")
+    print(f"Evaluate: ebrl eval {out} --env {args.env} --episodes 10 --deterministic")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.algo == "ibc":
+        _check_algo_suits(args.algo, args.env)
+        _train_ibc(args)
+        return
     if args.steps < 1:
         raise UsageError(f"--steps: expected a positive number of environment steps, got {args.steps}")
     if args.n_envs < 1:
@@ -303,7 +373,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     env = Monitor(_make_env(args.env))
     env.reset(seed=args.seed)
     model = _load_agent(path, env=env)
-    model.set_random_seed(args.seed)
+    if hasattr(model, "set_random_seed"):
+        model.set_random_seed(args.seed)
     mean, std = evaluate_policy(model, env, n_eval_episodes=args.episodes, deterministic=args.deterministic)
     policy = "deterministic" if args.deterministic else "stochastic"
     print(f"{type(model).__name__} on {args.env}: mean return {mean:.2f} ± {std:.2f} over {args.episodes} episodes "
@@ -488,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", "train an agent on a Gymnasium environment and save an SB3 zip", progress=True)
     p.add_argument("--algo", choices=sorted(ALGOS), required=True,
-                   help="sql = SoftQ (Box actions), softdqn = SoftDQN (Discrete actions)")
+                   help="sql = SoftQ (Box actions), softdqn = SoftDQN (Discrete actions), "
+                        "ibc = implicit behavioural cloning from demonstrations (Box actions)")
     p.add_argument("--env", required=True, help="Gymnasium id, e.g. Pendulum-v1, CartPole-v1, ebrl/MultiGoal-v0")
     p.add_argument("--steps", type=int, default=20_000, help="environment steps (all envs together)")
     p.add_argument("--n-envs", type=int, default=1, help="parallel environments")
@@ -497,11 +569,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="torch device for the networks: auto, cpu, cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tensorboard", default=None, metavar="DIR", help="TensorBoard log directory")
-    p.add_argument("--out", default=None, metavar="PATH", help="model zip (default: <algo>_<env>.zip)")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="model file (default: <algo>_<env>.zip; ibc: <algo>_<env>.pt, an EnergyPolicy)")
+    p.add_argument("--demos", default=None, metavar="NPZ",
+                   help="ibc: demonstrations, an .npz with 'observations' (T, O) and 'actions' (T, A)")
+    p.add_argument("--n-demos", type=int, default=1000, help="ibc without --demos: scripted-expert episodes")
+    p.add_argument("--epochs", type=int, default=100, help="ibc: passes over the demonstrations")
     p.set_defaults(func=cmd_train)
 
-    p = add("eval", "evaluate a saved SoftQ or SoftDQN model: mean return ± std")
-    p.add_argument("model", metavar="MODEL", help="an SB3 zip saved by ebrl train or ebrl demo")
+    p = add("eval", "evaluate a saved SoftQ, SoftDQN or IBC model: mean return ± std")
+    p.add_argument("model", metavar="MODEL",
+                   help="an SB3 zip saved by ebrl train or ebrl demo, or an IBC policy (.pt) saved by ebrl train")
     p.add_argument("--env", required=True, help="Gymnasium id")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--deterministic", action="store_true", help="act by the policy's mode")

@@ -101,6 +101,50 @@ def test_train_sql_then_eval_detects_softq(tmp_path, capsys):
     assert_user_error(code, err, "--obs", "expected 2 numbers")
 
 
+@pytest.mark.slow
+def test_train_ibc_from_the_scripted_expert_or_an_npz_then_eval_loads_the_energy_policy(tmp_path, capsys):
+    policy = tmp_path / "ibc.pt"
+    code, out, _ = run(
+        capsys, "train", "--algo", "ibc", "--env", "ebrl/Particle-v0", "--n-demos", "5", "--epochs", "2",
+        "--out", str(policy), "--no-progress",
+    )
+    assert code == 0 and policy.is_file() and str(policy) in out
+    assert "Collected 5 scripted-expert episodes" in out
+    code, out, _ = run(capsys, "eval", str(policy), "--env", "ebrl/Particle-v0", "--episodes", "2", "--deterministic")
+    assert code == 0 and out.startswith("EnergyPolicy on ebrl/Particle-v0: mean return"), out
+    # Any Box environment, with demonstrations from a file: Pendulum's 3-D observations, 1-D actions.
+    rng = np.random.default_rng(0)
+    demos = tmp_path / "demos.npz"
+    obs = rng.uniform(-1, 1, (64, 3)).astype(np.float32)
+    np.savez(demos, observations=obs, actions=np.clip(obs[:, :1], -2, 2))
+    code, out, _ = run(capsys, "train", "--algo", "ibc", "--env", "Pendulum-v1", "--demos", str(demos),
+                       "--epochs", "1", "--out", str(tmp_path / "p.pt"), "--no-progress")
+    assert code == 0 and (tmp_path / "p.pt").is_file()
+    code, _, err = run(capsys, "eval", str(tmp_path / "p.pt"), "--env", "CartPole-v1")
+    assert_user_error(code, err, "--env", "observation shape")
+
+
+def test_ibc_user_errors_are_one_line(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--algo", "ibc", "--env", "Pendulum-v1")
+    assert_user_error(code, err, "--demos", "no scripted expert")
+    code, _, err = run(capsys, "train", "--algo", "ibc", "--env", "CartPole-v1")
+    assert_user_error(code, err, "--algo ibc", "Discrete")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, obs=np.zeros((3, 3)))
+    code, _, err = run(capsys, "train", "--algo", "ibc", "--env", "Pendulum-v1", "--demos", str(bad))
+    assert_user_error(code, err, "--demos", "'observations'")
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, observations=np.zeros((4, 5), np.float32), actions=np.zeros((4, 1), np.float32))
+    code, _, err = run(capsys, "train", "--algo", "ibc", "--env", "Pendulum-v1", "--demos", str(wrong))
+    assert_user_error(code, err, "observations")
+    code, _, err = run(capsys, "train", "--algo", "ibc", "--env", "ebrl/Particle-v0", "--epochs", "0")
+    assert_user_error(code, err, "--epochs")
+    not_policy = tmp_path / "x.pt"
+    torch.save({"a": 1}, not_policy)
+    code, _, err = run(capsys, "eval", str(not_policy), "--env", "Pendulum-v1")
+    assert_user_error(code, err, "MODEL", "EnergyPolicy")
+
+
 def test_unknown_env_id_is_a_one_line_error(capsys):
     code, _, err = run(capsys, "train", "--algo", "sql", "--env", "NoSuchEnv-v0", "--steps", "10")
     assert_user_error(code, err, "--env", "NoSuchEnv-v0")
