@@ -4,12 +4,15 @@
 - ``SoftDQN``: soft Q-learning for Discrete actions, acting by the exact Boltzmann softmax.
 - ``EnergyPolicy``: any trained ebrl ``StateActionEnergy`` as an SB3 policy (evaluate, save/load, warm-start SoftQ).
 - ``IBC``: implicit behavioural cloning (InfoNCE on demonstrations; DFO or Langevin inference).
+- ``save_run`` / ``load_run``: stop an off-policy run and resume it exactly (model, replay buffer,
+  env and random states).
 """
 
+from agents.common import load_run, save_run
 from agents.softdqn import SoftDQN
 from agents.softq import SoftQ
 
-__all__ = ["SoftDQN", "SoftQ"]
+__all__ = ["SoftDQN", "SoftQ", "load_run", "save_run"]
 from agents.energy_policy import EnergyInference, EnergyPolicy
 from agents.ibc import IBC, IBCObjective
 

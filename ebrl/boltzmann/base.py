@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import abc
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -32,6 +34,7 @@ from ebrl._checks import (
     resolve_generator,
 )
 from ebrl.boltzmann._utils import as_data
+from ebrl.checkpoint import CheckpointError, PathLike, read_training_payload, write_training_payload
 from ebrl.energy.base import Energy
 
 Method = Literal["cd", "pcd"]
@@ -112,6 +115,8 @@ class BoltzmannModel(Energy):
     def __init__(self) -> None:
         super().__init__()
         self._train_state: TrainState | None = None
+        self.recoveries: list[tuple[int, float]] = []
+        """``(epoch, new learning_rate)`` of each rollback in the last ``fit(on_divergence="recover")``."""
 
     # ----------------------------------------------------------------------------------- model
     @abc.abstractmethod
@@ -178,6 +183,10 @@ class BoltzmannModel(Energy):
         progress_bar: bool = False,
         callback: Callback | None = None,
         generator: torch.Generator | None = None,
+        resume: bool = False,
+        on_divergence: Literal["raise", "recover"] = "raise",
+        max_recoveries: int = 3,
+        recover_factor: float = 0.5,
     ) -> BoltzmannModel:
         """Train by CD-k or PCD with minibatch SGD, from the current parameters; returns ``self``.
 
@@ -207,26 +216,58 @@ class BoltzmannModel(Energy):
             progress_bar: show a tqdm bar over epochs (needs ``ebrl[progress]``).
             callback: called as ``callback(epoch, model)`` after each epoch.
             generator: the only source of randomness (fresh OS-seeded one when ``None``).
+            resume: continue the persistent chains and momentum left by the previous ``fit``,
+                ``partial_fit`` or ``load_training_state`` instead of starting them afresh. With
+                the same generator (or one restored by ``load_training_state``) and a
+                ``"constant"`` schedule, ``fit(epochs=a)`` then ``fit(epochs=b, resume=True)``
+                equals ``fit(epochs=a + b)`` exactly; a decaying schedule restarts at each call,
+                since its progress counts this call's updates. ``n_chains`` then applies only if
+                there are no chains yet (the previous run used CD).
+            on_divergence: ``"raise"``: ``DivergenceError``. ``"recover"``: restore the
+                parameters, chains and momentum of the last state that passed the check (the
+                start, or the end of the last good epoch, before its callback), multiply
+                ``learning_rate`` by ``recover_factor``, warn (``RuntimeWarning`` naming the
+                epoch and the new rate), record ``(epoch, new_rate)`` in ``self.recoveries`` and
+                go on with the next epoch; after ``max_recoveries`` rollbacks, raise.
+            max_recoveries: rollbacks allowed, >= 1.
+            recover_factor: in (0, 1).
 
         Raises:
             ValueError: bad arguments or data (see ``as_data``).
-            DivergenceError: the parameters became non-finite; the message names the epoch.
+            DivergenceError: the parameters became non-finite (checked once per epoch, one host
+                synchronisation); the message names the epoch.
         """
         data = self.as_data("X", X, soft=soft)
         persistent = self._check_fit_args(method, batch_size, learning_rate, k, momentum, weight_decay)
         check_int("epochs", epochs)
         _check_schedule(lr_schedule)
         n_chains = batch_size if n_chains is None else check_int("n_chains", n_chains)
+        if not isinstance(resume, bool):
+            raise TypeError(f"resume must be a bool, got {type(resume).__name__}")
+        if on_divergence not in ("raise", "recover"):
+            raise ValueError(f"on_divergence must be 'raise' or 'recover', got {on_divergence!r}")
+        check_int("max_recoveries", max_recoveries)
+        check_positive("recover_factor", recover_factor)
+        if recover_factor >= 1:
+            raise ValueError(f"recover_factor must be in (0, 1) (it lowers the learning rate), got {recover_factor}")
+        if resume and self._train_state is None:
+            raise ValueError(
+                "resume=True needs the training state (chains, momentum) of a previous fit or partial_fit, or of "
+                "load_training_state; this model has none"
+            )
         gen = resolve_generator(generator, data.device)
-        state = TrainState()
+        state = self._train_state if resume else TrainState()
+        assert state is not None
+        self.recoveries = []
         n = data.shape[0]
         n_batches = math.ceil(n / batch_size)
         total = epochs * n_batches
         bar = _progress_bar(epochs, type(self).__name__) if progress_bar else None
         try:
             with torch.no_grad():
-                if persistent:
+                if persistent and state.chains is None:
                     state.chains = self._init_chains(data, n_chains, generator=gen)
+                snapshot = self._snapshot(state) if on_divergence == "recover" else None
                 for epoch in range(epochs):
                     rows = data[torch.randperm(n, generator=gen, device=data.device)] if shuffle else data
                     for i, batch in enumerate(rows.split(batch_size)):
@@ -235,7 +276,18 @@ class BoltzmannModel(Energy):
                             state, batch, lr=lr, k=k, momentum=momentum, weight_decay=weight_decay,
                             persistent=persistent, generator=gen,
                         )
-                    self._raise_if_diverged(f"in epoch {epoch + 1} of {epochs}", learning_rate)
+                    try:
+                        self._raise_if_diverged(f"in epoch {epoch + 1} of {epochs}", learning_rate)
+                    except DivergenceError as exc:
+                        if snapshot is None:
+                            raise
+                        learning_rate = self._recover(
+                            exc, snapshot, state, epoch=epoch + 1, new_lr=recover_factor * learning_rate,
+                            max_recoveries=max_recoveries,
+                        )
+                    else:
+                        if snapshot is not None:
+                            snapshot = self._snapshot(state)  # the last state that passed the check
                     if bar is not None:
                         bar.update(1)
                     if callback is not None:
@@ -304,6 +356,97 @@ class BoltzmannModel(Energy):
                 f"{type(self).__name__} training diverged {where}: a parameter became NaN or inf. "
                 f"Lower learning_rate (now {learning_rate}) or add weight_decay."
             )
+
+    def _snapshot(self, state: TrainState) -> tuple[dict[str, Tensor], Tensor | None, dict[str, Tensor]]:
+        """Copies of the parameters, the chains and the momentum, to roll back to."""
+        params = {name: p.detach().clone() for name, p in self.named_parameters()}
+        chains = None if state.chains is None else state.chains.clone()
+        return params, chains, {name: u.clone() for name, u in state.velocity.items()}
+
+    def _recover(
+        self,
+        exc: DivergenceError,
+        snapshot: tuple[dict[str, Tensor], Tensor | None, dict[str, Tensor]],
+        state: TrainState,
+        *,
+        epoch: int,
+        new_lr: float,
+        max_recoveries: int,
+    ) -> float:
+        """Restore ``snapshot`` and return ``new_lr``; raise ``DivergenceError`` after ``max_recoveries``."""
+        if len(self.recoveries) >= max_recoveries:
+            raise DivergenceError(
+                f"{exc} Gave up: training had already been rolled back {max_recoveries} times "
+                f"(max_recoveries={max_recoveries}, in epochs {[e for e, _ in self.recoveries]})"
+            ) from exc
+        params, chains, velocity = snapshot
+        for name, p in self.named_parameters():
+            p.copy_(params[name])
+        state.chains = None if chains is None else chains.clone()
+        state.velocity = {name: u.clone() for name, u in velocity.items()}
+        self.recoveries.append((epoch, new_lr))
+        warnings.warn(
+            f"{exc} Rolled back to the state before epoch {epoch} and lowered learning_rate to {new_lr:.4g} "
+            f"(recovery {len(self.recoveries)} of {max_recoveries}).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return new_lr
+
+    # ------------------------------------------------------------------------------ resuming
+    def save_training_state(
+        self, path: PathLike, *, generator: torch.Generator, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Save the parameters, the training state (PCD chains, momentum) and ``generator``'s state.
+
+        The file is written atomically with a digest (``ebrl.checkpoint``). Load it into a model
+        of the same class and shapes with ``load_training_state``, then continue with
+        ``fit(..., resume=True, generator=generator)``: see ``fit``'s ``resume``.
+
+        Args:
+            path: the file to write; its directory must exist.
+            generator: the generator the run draws from.
+            extra: plain values to store alongside.
+        """
+        state = self._train_state
+        saved = None
+        if state is not None:
+            saved = {
+                "chains": None if state.chains is None else state.chains.detach().cpu().clone(),
+                "velocity": {name: u.detach().cpu().clone() for name, u in state.velocity.items()},
+            }
+        write_training_payload(path, model=self, generator=generator, sections={"train_state": saved}, extra=extra)
+
+    def load_training_state(self, path: PathLike, *, generator: torch.Generator) -> dict[str, Any] | None:
+        """Load what ``save_training_state`` wrote into this model and ``generator``; returns ``extra``.
+
+        Everything is checked first (file, digest, class, parameter shapes, momentum shapes,
+        generator device): on any ``CheckpointError`` neither the model nor the generator changes.
+        """
+        path = Path(path)
+        payload = read_training_payload(path, model=self, generator=generator)
+        saved = payload.get("train_state")
+        shapes = {name: p.shape for name, p in self.named_parameters()}
+        if saved is not None:
+            chains, velocity = saved.get("chains"), saved.get("velocity")
+            if chains is not None and (not isinstance(chains, Tensor) or chains.dim() != 2):
+                raise CheckpointError(f"'{path}' is corrupt: the chains are not a (M, units) tensor")
+            if not isinstance(velocity, dict) or any(
+                name not in shapes or not isinstance(u, Tensor) or u.shape != shapes[name]
+                for name, u in velocity.items()
+            ):
+                raise CheckpointError(f"'{path}': the stored momentum does not fit {type(self).__name__}'s parameters")
+        self.load_state_dict(payload["state_dict"])
+        p = next(self.parameters())
+        self._train_state = None
+        if saved is not None:
+            chains = saved["chains"]
+            self._train_state = TrainState(
+                chains=None if chains is None else chains.to(p.device, p.dtype),
+                velocity={name: u.to(p.device, p.dtype) for name, u in saved["velocity"].items()},
+            )
+        generator.set_state(payload["generator"]["state"])
+        return payload.get("extra")
 
     def _init_chains(self, data: Tensor, n_chains: int, *, generator: torch.Generator) -> Tensor:
         """Persistent chains started from ``n_chains`` random data rows (``chain_start`` of them)."""

@@ -10,6 +10,10 @@ energy's parameters; ``metrics`` are detached scalars for logging. Objectives ev
 energy through ``ebrl.energy.unchecked`` and check its output themselves: a non-finite energy
 during training raises ``DivergenceError`` (the trainer adds the step), not ``ValueError``.
 
+An objective that carries state across calls (``PCD``'s replay buffer) exposes it through
+``state_dict()`` and ``load_state_dict(state)``: ``fit`` rolls it back with the model when it
+recovers from a divergence, and ``ebrl.checkpoint.save_training_state`` stores it.
+
 Noise distributions (``NCE``, ``InfoNCE``, ``CD(init="noise")``) and replay buffers draw from
 the trainer's generator, so they must live on the energy's device (e.g.
 ``UniformBox(-1, 1, dim=2, device="cuda")``).
@@ -18,7 +22,7 @@ the trainer's generator, so they must live on the energy's device (e.g.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -208,6 +212,16 @@ class PCD:
         e_neg = _energy(energy, x_neg, objective="PCD", what="negative samples")  # (B,)
         loss = contrastive_divergence(e_pos, e_neg, l2=self.l2)
         return loss, {"e_pos": e_pos.detach().mean(), "e_neg": e_neg.detach().mean()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The persistent chains, ``{"buffer": buffer.state_dict()}`` (a copy)."""
+        return {"buffer": self.buffer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the chains from ``state_dict()`` output; ``ValueError`` if they do not fit the buffer."""
+        if not isinstance(state, dict) or not isinstance(state.get("buffer"), dict):
+            raise ValueError(f"PCD state must be {{'buffer': ReplayBuffer.state_dict()}}, got {type(state).__name__}")
+        self.buffer.load_state_dict(state["buffer"])
 
 
 @dataclass(frozen=True)

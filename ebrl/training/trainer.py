@@ -7,7 +7,15 @@ to save or restore, and the update reads top to bottom in one place, as in Clean
     loss, metrics = objective(energy, batch, generator=g)
     optimizer.zero_grad(); loss.backward(); optimizer.step()
 
-To continue training, call ``fit`` again with the same optimizer and generator.
+To continue training, call ``fit`` again with the same optimizer and generator; to continue
+in another process, save them with ``ebrl.checkpoint.save_training_state`` and load them into
+fresh objects with ``load_training_state``.
+
+EBM training is prone to diverge. Each step checks, in the one host synchronisation it makes,
+that the loss, the gradient norm and (with ``max_energy``) the reported energies are finite
+and in range. By default a fault raises ``DivergenceError`` before the step updates anything;
+``on_divergence="recover"`` instead rolls back to the last good snapshot, lowers the learning
+rate, warns and continues (see ``fit``).
 
 The same ``fit`` trains across processes and GPUs with PyTorch's own DistributedDataParallel:
 launch the script with ``torchrun --nproc_per_node=N script.py``, call
@@ -17,8 +25,11 @@ rank its shard of the shared permutation, and averages the gradients (see ``fit`
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -42,25 +53,49 @@ class TrainHistory:
     """What ``fit`` recorded.
 
     Attributes:
-        loss: the loss of every step, in order (step ``k`` is ``loss[k - 1]``).
+        loss: the loss of every applied step, in order (step ``k`` is ``loss[k - 1]`` unless
+            ``on_divergence="recover"`` skipped a faulty step).
         metrics: each objective metric (e.g. ``e_pos``, ``e_neg``), one value per step.
-        epoch_loss: the mean loss of each epoch.
+        epoch_loss: the mean loss of each epoch over its applied steps (NaN for an epoch whose
+            every step was faulty, which only ``on_divergence="recover"`` lets pass).
+        recoveries: with ``on_divergence="recover"``, one ``(step, new_lr)`` per rollback: the
+            step whose fault triggered it and the learning rate of the first parameter group
+            afterwards.
     """
 
     loss: list[float] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     epoch_loss: list[float] = field(default_factory=list)
+    recoveries: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def steps(self) -> int:
         return len(self.loss)
 
-    def record(self, loss: float, metrics: dict[str, Tensor]) -> None:
-        """Append one step's loss and metrics (one host synchronisation for all metrics)."""
+    def record(self, loss: float, metrics: dict[str, float]) -> None:
+        """Append one step's loss and metrics (already on the host)."""
         self.loss.append(loss)
-        values = torch.stack([v.detach().float() for v in metrics.values()]).tolist() if metrics else []
-        for name, value in zip(metrics, values, strict=True):
+        for name, value in metrics.items():
             self.metrics.setdefault(name, []).append(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history as plain lists and dicts (what ``save_training_state`` stores)."""
+        return {
+            "loss": list(self.loss),
+            "metrics": {k: list(v) for k, v in self.metrics.items()},
+            "epoch_loss": list(self.epoch_loss),
+            "recoveries": [[int(s), float(lr)] for s, lr in self.recoveries],
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> TrainHistory:
+        """Rebuild a history from ``state_dict()``."""
+        return cls(
+            loss=[float(v) for v in state["loss"]],
+            metrics={str(k): [float(x) for x in v] for k, v in state["metrics"].items()},
+            epoch_loss=[float(v) for v in state["epoch_loss"]],
+            recoveries=[(int(s), float(lr)) for s, lr in state["recoveries"]],
+        )
 
 
 def _log(history: TrainHistory, writer, bar, *, step: int, epoch: int) -> None:
@@ -136,6 +171,143 @@ def _all_average(loss: Tensor, metrics: dict[str, Tensor], world_size: int) -> t
     return stats[0], dict(zip(metrics, stats[1:], strict=True))
 
 
+ENERGY_METRICS = ("e_pos", "e_neg", "e_data", "e_noise")
+"""The metrics that report batch-mean energies, which ``max_energy`` bounds."""
+
+
+def _check_max_energy(values: dict[str, float], max_energy: float, objective: Objective) -> None:
+    """Raise ``DivergenceError`` when a reported mean energy is beyond ±``max_energy``."""
+    reported = {k: v for k, v in values.items() if k in ENERGY_METRICS}
+    if not reported:
+        raise ValueError(
+            f"max_energy needs an objective that reports mean energies ({', '.join(ENERGY_METRICS)}), as CD, "
+            f"PCD, NCE and InfoNCE do; {type(objective).__name__} reports {sorted(values) or 'no metrics'}"
+        )
+    for name, value in reported.items():
+        if not abs(value) <= max_energy:  # also catches NaN
+            raise DivergenceError(
+                f"the energies exploded: the batch mean {name} = {value:.4g} is beyond ±max_energy "
+                f"({max_energy:g}); lower the learning rate, or add the l2 regulariser / spectral norm"
+            )
+
+
+def _train_step(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    batch: Tensor,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    *,
+    generator: torch.Generator,
+    world_size: int,
+    max_energy: float | None,
+) -> tuple[float, dict[str, float]]:
+    """One update; returns the (rank-averaged) loss and metrics, read with one host synchronisation.
+
+    The loss, the gradient norm and the metrics are read together after ``backward`` and checked
+    before ``optimizer.step()``: a fault raises ``DivergenceError`` (without the step number,
+    which the caller adds) and leaves the parameters and the optimizer state as they were.
+    """
+    loss, metrics = objective(model, batch, generator=generator)
+    if not isinstance(loss, Tensor) or loss.dim() != 0:
+        raise TypeError("objective must return (loss, metrics) with a scalar tensor loss")
+    mean_loss = loss
+    if world_size > 1:
+        mean_loss, metrics = _all_average(loss, metrics, world_size)
+        # Score matching never reaches the output bias (it uses only ∇ₓE); DDP finishes a
+        # step's all-reduce once every parameter has a gradient, so give each a zero one.
+        loss = loss + sum(p.sum() for p in params) * 0.0
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # under DDP the gradients are averaged here, so every rank sees the same norm
+    grads = [p.grad for p in params if p.grad is not None]
+    grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
+    stats = torch.stack(
+        [mean_loss.detach().float(), grad_norm.detach().float(), *(v.detach().float() for v in metrics.values())]
+    ).tolist()  # (2 + M,): the step's one host synchronisation
+    loss_value, grad_value = stats[0], stats[1]
+    values = dict(zip(metrics, stats[2:], strict=True))
+    try:
+        if not math.isfinite(loss_value):
+            raise DivergenceError(f"the loss is {loss_value}; lower the learning rate or regularise the energy")
+        if not math.isfinite(grad_value):
+            raise DivergenceError(
+                f"the loss is finite ({loss_value:.4g}) but its gradient is not (norm {grad_value}); "
+                f"lower the learning rate or regularise the energy"
+            )
+        if max_energy is not None:
+            _check_max_energy(values, max_energy, objective)
+    except DivergenceError:
+        optimizer.zero_grad(set_to_none=True)  # drop the non-finite gradients: nothing is applied
+        raise
+    optimizer.step()
+    return loss_value, values
+
+
+@dataclass
+class _Snapshot:
+    """A copy of everything a step mutates, to roll back to (``on_divergence="recover"``)."""
+
+    step: int  # the first step after the snapshot
+    energy: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    objective: dict[str, Any] | None
+
+
+def objective_state(objective: Objective) -> dict[str, Any] | None:
+    """The persistent state of an objective (PCD's replay buffer), or ``None`` if it holds none.
+
+    An objective with state exposes ``state_dict()`` and ``load_state_dict(state)``, as ``PCD``
+    does; ``fit`` rolls it back on recovery and ``save_training_state`` stores it.
+    """
+    state_dict = getattr(objective, "state_dict", None)
+    return state_dict() if callable(state_dict) else None
+
+
+def _snapshot(step: int, energy: nn.Module, optimizer: torch.optim.Optimizer, objective: Objective) -> _Snapshot:
+    return _Snapshot(
+        step=step,
+        energy={k: v.detach().clone() for k, v in energy.state_dict().items()},
+        optimizer=copy.deepcopy(optimizer.state_dict()),
+        objective=copy.deepcopy(objective_state(objective)),
+    )
+
+
+def _recover(
+    exc: DivergenceError,
+    snapshot: _Snapshot,
+    energy: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    objective: Objective,
+    history: TrainHistory,
+    *,
+    step: int,
+    factor: float,
+    max_recoveries: int,
+) -> None:
+    """Roll back to ``snapshot`` and scale every parameter group's learning rate by ``factor``."""
+    if len(history.recoveries) >= max_recoveries:
+        raise DivergenceError(
+            f"{exc}; gave up: training had already been rolled back {max_recoveries} times "
+            f"(max_recoveries={max_recoveries}, at steps {[s for s, _ in history.recoveries]})"
+        ) from exc
+    lrs = [group["lr"] * factor for group in optimizer.param_groups]
+    # Restore copies: load_state_dict may adopt the tensors it is given, which later steps mutate.
+    energy.load_state_dict(snapshot.energy)
+    optimizer.load_state_dict(copy.deepcopy(snapshot.optimizer))
+    if snapshot.objective is not None:
+        objective.load_state_dict(copy.deepcopy(snapshot.objective))
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    history.recoveries.append((step, float(lrs[0])))
+    warnings.warn(
+        f"{exc}; rolled back to the snapshot taken before step {snapshot.step} and lowered the learning "
+        f"rate to {', '.join(f'{float(lr):.4g}' for lr in lrs)} (recovery {len(history.recoveries)} of "
+        f"{max_recoveries})",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 def fit(
     energy: nn.Module,
     data: Tensor,
@@ -150,6 +322,11 @@ def fit(
     tensorboard_log: str | None = None,
     log_interval: int = 10,
     distributed: bool | None = None,
+    on_divergence: Literal["raise", "recover"] = "raise",
+    max_recoveries: int = 3,
+    recover_factor: float = 0.5,
+    checkpoint_interval: int | None = None,
+    max_energy: float | None = None,
 ) -> TrainHistory:
     """Fit ``energy`` to ``data`` by minimising ``objective`` over shuffled minibatches.
 
@@ -164,10 +341,28 @@ def fit(
 
     Each epoch visits every row once, in an order drawn from ``generator``; the last batch
     may be smaller. The data is moved to the device and dtype of the energy's parameters, and
-    ``generator`` must live on that device. Each step checks that the loss is finite (a host
-    synchronisation per step, like the objectives' own checks); a non-finite loss, a non-finite
-    energy or a diverged sampler raises ``DivergenceError`` naming the step (counted from 1)
-    and the epoch, before that step updates the parameters.
+    ``generator`` must live on that device.
+
+    Divergence. Each step reads its loss, its gradient norm and its metrics in one host
+    synchronisation (besides the objectives' own finiteness checks) and detects a fault before
+    ``optimizer.step()``: a non-finite loss, non-finite gradients, a non-finite energy or a
+    diverged sampler (raised inside the objective), or, with ``max_energy``, a batch-mean
+    energy (the metrics ``e_pos``/``e_neg`` of CD, PCD and InfoNCE, ``e_data``/``e_noise`` of
+    NCE) beyond ±``max_energy``. What follows depends on ``on_divergence``:
+
+    - ``"raise"`` (default): ``DivergenceError`` naming the step (counted from 1) and the
+      epoch; the faulty step has updated nothing.
+    - ``"recover"``: ``fit`` keeps in memory a snapshot of the energy's ``state_dict``, the
+      optimizer's and the objective's persistent state (PCD's replay buffer), taken at the
+      start of every epoch, or before every ``checkpoint_interval``-th step when given. A
+      snapshot is trusted once the step after it has passed the checks (the update that
+      produced it is verified only then). On a fault ``fit`` restores the last trusted
+      snapshot (the initial state if there is none yet), multiplies every parameter group's ``lr`` by
+      ``recover_factor``, warns (``RuntimeWarning`` naming the step and the new rate), records
+      ``(step, new_lr)`` in ``history.recoveries`` and continues with the next batch (the
+      generator is not rolled back, so the retried steps see fresh data order and noise). The
+      fault after ``max_recoveries`` rollbacks raises ``DivergenceError`` saying so. Steps
+      rolled back stay in the history's loss record; faulty steps are not recorded.
 
     Under ``torchrun`` (a process group of world size W > 1 is initialised), every rank calls
     ``fit`` with the same data and a generator seeded alike, and ``fit``:
@@ -208,6 +403,14 @@ def fit(
         distributed: ``None`` (auto): data-parallel exactly when an initialised process group
             has more than one process; ``True``: require one; ``False``: train this process
             alone even inside a process group.
+        on_divergence: ``"raise"`` or ``"recover"`` (see above); ``"recover"`` is refused under
+            torch.distributed, where a fault raised inside the objective reaches one rank only.
+        max_recoveries: rollbacks allowed before giving up, >= 1 (``"recover"`` only).
+        recover_factor: the factor in (0, 1) applied to the learning rates at each rollback.
+        checkpoint_interval: take the recovery snapshot before steps 1, 1 + k, 1 + 2k, ...
+            (``k`` = this, >= 1) instead of at each epoch start. Each snapshot copies the model,
+            the optimizer state and the replay buffer in memory.
+        max_energy: a bound > 0 on the reported batch-mean energies, or ``None`` (off).
 
     Returns:
         The ``TrainHistory`` of losses and metrics.
@@ -223,6 +426,16 @@ def fit(
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
     log_interval = check_int("log_interval", log_interval)
+    if on_divergence not in ("raise", "recover"):
+        raise ValueError(f"on_divergence must be 'raise' or 'recover', got {on_divergence!r}")
+    max_recoveries = check_int("max_recoveries", max_recoveries)
+    recover_factor = check_positive("recover_factor", recover_factor)
+    if recover_factor >= 1:
+        raise ValueError(f"recover_factor must be in (0, 1) (it lowers the learning rate), got {recover_factor}")
+    if checkpoint_interval is not None:
+        checkpoint_interval = check_int("checkpoint_interval", checkpoint_interval)
+    if max_energy is not None:
+        max_energy = check_positive("max_energy", max_energy)
     if optimizer is not None and lr is not None:
         raise ValueError("give lr (for the default Adam) or optimizer, not both")
     if optimizer is None:
@@ -231,6 +444,13 @@ def fit(
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
 
     world = _world(distributed)
+    recover = on_divergence == "recover"
+    if recover and world is not None:
+        raise ValueError(
+            "on_divergence='recover' is not supported under torch.distributed: a divergence raised inside the "
+            "objective stops one rank only, so the ranks could not roll back together; use 'raise' and restart "
+            "from a checkpoint (ebrl.checkpoint.save_training_state)"
+        )
 
     device, dtype = params[0].device, params[0].dtype
     data = data.to(device=device, dtype=dtype)
@@ -258,44 +478,51 @@ def fit(
     try:
         bar = _progress_bar(epochs * n_batches) if progress_bar and rank == 0 else None
         writer = _summary_writer(tensorboard_log) if tensorboard_log is not None and rank == 0 else None
+        good, pending = None, None  # recovery snapshots: verified by a later step, and not yet
         for epoch in range(1, epochs + 1):
             order = torch.randperm(n, generator=gen, device=device)  # (N,)
             if world is not None:
                 order = order[: shard * world_size][rank::world_size]  # (N // W,), this rank's shard
-            epoch_total = 0.0
+            if recover and checkpoint_interval is None:
+                pending = _snapshot(step + 1, energy, optimizer, objective)
+            epoch_total, epoch_steps = 0.0, 0
             for idx in order.split(batch_size):
                 step += 1
+                if recover and checkpoint_interval is not None and (step - 1) % checkpoint_interval == 0:
+                    pending = _snapshot(step, energy, optimizer, objective)
                 batch = data[idx]  # (b, *event)
                 try:
-                    loss, metrics = objective(model, batch, generator=objective_gen)
-                except DivergenceError as exc:
-                    raise DivergenceError(f"training diverged at step {step} (epoch {epoch}): {exc}") from exc
-                if not isinstance(loss, Tensor) or loss.dim() != 0:
-                    raise TypeError("objective must return (loss, metrics) with a scalar tensor loss")
-                mean_loss = loss
-                if world is not None:
-                    mean_loss, metrics = _all_average(loss, metrics, world_size)
-                loss_value = mean_loss.item()  # host synchronisation, for the divergence check
-                if not math.isfinite(loss_value):
-                    raise DivergenceError(
-                        f"training diverged at step {step} (epoch {epoch}): the loss is {loss_value}; "
-                        f"lower the learning rate or regularise the energy"
+                    loss_value, values = _train_step(
+                        model, params, batch, objective, optimizer,
+                        generator=objective_gen, world_size=world_size, max_energy=max_energy,
                     )
-                optimizer.zero_grad(set_to_none=True)
-                if world is not None:
-                    # Score matching never reaches the output bias (it uses only ∇ₓE); DDP finishes a
-                    # step's all-reduce once every parameter has a gradient, so give each a zero one.
-                    loss = loss + sum(p.sum() for p in params) * 0.0
-                loss.backward()
-                optimizer.step()
-
+                except DivergenceError as exc:
+                    fault = DivergenceError(f"training diverged at step {step} (epoch {epoch}): {exc}")
+                    if not recover:
+                        raise fault from exc
+                    fault.__cause__ = exc
+                    # A snapshot counts as good once a step from it has passed the checks: the
+                    # update just before a snapshot is only checked by the step after it.
+                    last = good if good is not None else pending
+                    assert last is not None
+                    pending = None
+                    _recover(
+                        fault, last, energy, optimizer, objective, history,
+                        step=step, factor=recover_factor, max_recoveries=max_recoveries,
+                    )
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                if pending is not None:
+                    good, pending = pending, None
                 epoch_total += loss_value
-                history.record(loss_value, metrics)
+                epoch_steps += 1
+                history.record(loss_value, values)
                 if step % log_interval == 0:
                     _log(history, writer, bar, step=step, epoch=epoch)
                 if bar is not None:
                     bar.update(1)
-            history.epoch_loss.append(epoch_total / n_batches)
+            history.epoch_loss.append(epoch_total / epoch_steps if epoch_steps else math.nan)
             if writer is not None:
                 writer.add_scalar("train/epoch_loss", history.epoch_loss[-1], epoch)
     finally:
