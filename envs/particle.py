@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ebrl._checks import check_int, check_positive
+
 
 class ParticleEnv(gym.Env[np.ndarray, np.ndarray]):
     """A particle in [0, 1]^dim must visit goal 1, then goal 2, going around an obstacle (``ebrl/Particle-v0``).
@@ -23,7 +25,7 @@ class ParticleEnv(gym.Env[np.ndarray, np.ndarray]):
       gives 0.
     - The obstacle: in phase 1 a ball of radius ``0.2·‖g2 - g1‖`` sits at the midpoint m of the two
       goals. Entering it ends the episode (reward 0, ``info["collision"] = True``). The goals are
-      drawn so that both detour waypoints m ± 0.4‖g2 - g1‖·u lie inside the box, where u is the unit
+      drawn so that both detour waypoints m ± 0.4‖g2 - g1‖·u + 0.1(g2 - g1) lie inside the box, where u is the unit
       vector orthogonal to g2 - g1 along the axis on which g2 - g1 is smallest (a function of the
       observation).
     - ``expert_action(side)``: the scripted expert. Phase 0: the set-point is goal 1. Phase 1: goal
@@ -44,11 +46,9 @@ class ParticleEnv(gym.Env[np.ndarray, np.ndarray]):
     def __init__(
         self, dim: int = 2, max_step: float = 0.1, goal_radius: float = 0.05, min_separation: float = 0.4
     ) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"dim must be an int >= 2, got {dim!r}")
+        dim = check_int("dim", dim, minimum=2)
         for name, value in (("max_step", max_step), ("goal_radius", goal_radius), ("min_separation", min_separation)):
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            check_positive(name, value)
         self.dim = dim
         self.max_step, self.goal_radius = float(max_step), float(goal_radius)
         self.min_separation = float(min_separation)
@@ -72,9 +72,15 @@ class ParticleEnv(gym.Env[np.ndarray, np.ndarray]):
         return (self._g1 + self._g2) / 2, 0.2 * length, u / np.linalg.norm(u)
 
     def waypoints(self) -> np.ndarray:
-        """The two detour waypoints, ``(2, dim)``: row 0 on the +u side, row 1 on the -u side."""
+        """The two detour waypoints, ``(2, dim)``: row 0 on the +u side, row 1 on the -u side.
+
+        Each lies a quarter of the way from the midplane to goal 2 (``0.1·(g2 - g1)`` past it), so
+        the expert's switch to goal 2 happens on the way to the waypoint, not at a point where a
+        slightly-off set-point would leave the particle standing still.
+        """
         m, radius, u = self.obstacle()
-        return np.stack([m + 2 * radius * u, m - 2 * radius * u])
+        ahead = 0.1 * (self._g2 - self._g1)
+        return np.stack([m + 2 * radius * u + ahead, m - 2 * radius * u + ahead])
 
     def _draw_goals(self) -> None:
         while True:
@@ -139,17 +145,20 @@ class ParticleEnv(gym.Env[np.ndarray, np.ndarray]):
 
 
 def collect_demonstrations(
-    env: ParticleEnv, n_episodes: int, *, seed: int, max_steps: int = 200
+    env: ParticleEnv, n_episodes: int, *, seed: int, max_steps: int = 200, execution_noise: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Roll out the scripted expert: ``(observations (T, O), actions (T, A), success rate)``.
 
     Each episode's expert draws its side of the obstacle by a fair coin (from ``seed``), so half the
-    demonstrations pass on each side.
+    demonstrations pass on each side. With ``execution_noise`` σ > 0 the environment executes the
+    expert's set-point plus N(0, σ²) noise while the recorded action stays the expert's (as in DART,
+    Laskey et al. 2017): the demonstrations then also show how to recover from small deviations.
     """
     if not isinstance(env, ParticleEnv):
         raise TypeError(f"env must be a ParticleEnv (use env.unwrapped), got {type(env).__name__}")
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an int >= 1, got {n_episodes!r}")
+    check_positive("execution_noise", execution_noise, allow_zero=True)
     rng = np.random.default_rng(seed)
     observations, actions, successes = [], [], 0
     for episode in range(n_episodes):
@@ -159,7 +168,8 @@ def collect_demonstrations(
             act = env.expert_action(side)
             observations.append(obs)
             actions.append(act)
-            obs, _, terminated, _, info = env.step(act)
+            executed = act + rng.normal(0.0, execution_noise, act.shape) if execution_noise > 0 else act
+            obs, _, terminated, _, info = env.step(executed)
             if terminated:
                 successes += int(info["is_success"])
                 break

@@ -42,10 +42,10 @@ def test_demonstrations_are_bimodal_at_the_fork_and_their_average_hits_the_obsta
         sides.append(np.sign(np.dot(act[i] - m, u)))
     # 200 fair coins: sd of the share is sqrt(0.25/200) = 0.035; 0.15 is > 4 sd.
     assert abs(np.mean(np.array(sides) > 0) - 0.5) < 0.15
-    # The average of the two expert set-points at a fork is the obstacle's centre: MSE regression's answer.
+    # The average of the two expert set-points at a fork, MSE regression's answer, lies inside the obstacle.
     env.reset(seed=3)
     m, radius, _ = env.obstacle()
-    assert np.linalg.norm(env.waypoints().mean(axis=0) - m) < 1e-9 and radius > env.max_step
+    assert np.linalg.norm(env.waypoints().mean(axis=0) - m) < 0.6 * radius and radius > env.max_step
 
 
 def test_walking_straight_from_goal_1_to_goal_2_collides():
