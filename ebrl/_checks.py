@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
+from numpy import bool_ as np_bool
 from torch import Tensor
 
 
@@ -25,6 +28,7 @@ def check_tensor(name: str, x: object, *, min_dim: int = 1) -> Tensor:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_has_data(name, x)
     if x.dim() < min_dim:
         raise ValueError(
             f"{name} must have at least {min_dim} dimension(s) (batch first), "
@@ -35,8 +39,56 @@ def check_tensor(name: str, x: object, *, min_dim: int = 1) -> Tensor:
     return x
 
 
+def check_has_data(name: str, x: Tensor) -> Tensor:
+    """Reject tensors on the "meta" device: they have a shape but no values to compute with."""
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the 'meta' device, which holds no data; expected a tensor with values "
+            f"(e.g. on 'cpu' or 'cuda')"
+        )
+    return x
+
+
+def check_like(name: str, x: Tensor, like: Tensor, *, who: str) -> Tensor:
+    """Require ``x`` on the device and with the dtype of ``like`` (e.g. a module's parameters). Free: no sync.
+
+    Under ``torch.autocast`` for ``x``'s device the dtype may differ (autocast casts it).
+    """
+    if x.device != like.device:
+        raise ValueError(
+            f"{name} is on device '{x.device}', expected '{like.device}' (the device of {who}); move one to "
+            f"the other (e.g. {name}.to('{like.device}'))"
+        )
+    if x.dtype != like.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"{name} has dtype {x.dtype}, expected {like.dtype} (the dtype of {who}); convert one to the "
+            f"other (e.g. {name}.to({like.dtype}))"
+        )
+    return x
+
+
+def as_float_tensor(
+    name: str, value: object, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+) -> Tensor:
+    """``value`` (a number, a nested sequence of numbers or a tensor) as a real floating tensor.
+
+    Raises ``TypeError`` naming ``name`` for anything else (strings, None, ragged lists, complex).
+    """
+    if isinstance(value, (str, bytes)) or value is None or (isinstance(value, Tensor) and value.is_complex()):
+        raise TypeError(f"{name} must be a number, a sequence of numbers or a real tensor, got {value!r}")
+    try:
+        t = torch.as_tensor(value, dtype=dtype or torch.get_default_dtype(), device=device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"{name} must be a number, a sequence of numbers or a real tensor, got {type(value).__name__} "
+            f"that cannot be read as one ({exc})"
+        ) from exc
+    return check_has_data(name, t)
+
+
 def check_finite(name: str, x: Tensor) -> Tensor:
     """Require every element of ``x`` to be finite. Synchronises with the device."""
+    check_has_data(name, x)
     if not bool(torch.isfinite(x).all()):
         n_bad = int((~torch.isfinite(x)).sum())
         raise ValueError(
@@ -46,10 +98,14 @@ def check_finite(name: str, x: Tensor) -> Tensor:
     return x
 
 
+def _require_real(name: str, value: Any) -> None:
+    if isinstance(value, (bool, np_bool)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Require a finite real number > 0 (or >= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    _require_real(name, value)
     ok = value >= 0 if allow_zero else value > 0
     if not math.isfinite(value) or not ok:
         bound = ">= 0" if allow_zero else "> 0"
@@ -57,19 +113,26 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return float(value)
 
 
+def check_number(name: str, value: float) -> float:
+    """Require a finite real number (any sign); returns it as a Python float."""
+    _require_real(name, value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return float(value)
+
+
 def check_int(name: str, value: int, *, minimum: int = 1) -> int:
-    """Require an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Require an integer >= ``minimum`` (a Python or NumPy integer, not a bool); returns a Python int."""
+    if isinstance(value, (bool, np_bool)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
+    return int(value)
 
 
 def check_probability(name: str, value: float) -> float:
     """Require a number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    _require_real(name, value)
     if not (0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return float(value)
@@ -84,6 +147,8 @@ def check_energy_output(
     """
     if not isinstance(out, Tensor):
         raise TypeError(f"{who} must return a torch.Tensor, got {type(out).__name__}")
+    if not torch.is_floating_point(out):
+        raise TypeError(f"{who} must return floating-point energies, got dtype {out.dtype}")
     if tuple(out.shape) != tuple(batch_shape):
         raise ValueError(
             f"{who} returned shape {tuple(out.shape)} for input of shape {tuple(input_shape)}; "
@@ -117,6 +182,15 @@ def resolve_generator(generator: torch.Generator | None, device: torch.device) -
     fresh = torch.Generator(device=device)
     fresh.seed()
     return fresh
+
+
+def grad_leaf(x: Tensor) -> Tensor:
+    """``x`` detached as a leaf that requires grad, for ∇_x; copies a tensor made under ``torch.inference_mode``
+    (autograd cannot record inference tensors outside that mode)."""
+    x = x.detach()
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        x = x.clone()
+    return x.requires_grad_(True)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ebrl._checks import check_int, check_number, check_positive
+
 
 class BimodalBanditEnv(gym.Env[np.ndarray, np.ndarray]):
     """One step, one constant observation, two optimal actions (registered as ``ebrl/BimodalBandit-v0``).
@@ -39,12 +41,10 @@ class BimodalBanditEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be an int >= 1, got {dim!r}")
-        if not 0.0 < center < 1.0:
+        dim = check_int("dim", dim)
+        if not 0.0 < check_number("center", center) < 1.0:
             raise ValueError(f"center must be in (0, 1) so both modes lie inside the action box, got {center}")
-        if not width > 0.0:
-            raise ValueError(f"width must be > 0, got {width}")
+        check_positive("width", width)
         self.center, self.width = float(center), float(width)
         self.render_mode = render_mode
         self._last_action: np.ndarray | None = None

@@ -8,6 +8,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ebrl._checks import check_positive
+
+
+def _point(name: str, value: object) -> np.ndarray:
+    """A finite pair inside [-1, 1]² as a float64 array; ``ValueError`` naming ``name`` otherwise."""
+    try:
+        point = np.asarray(value, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a pair of numbers inside [-1, 1]², got {value!r}") from exc
+    if point.shape != (2,) or not np.all(np.abs(point) <= 1.0):
+        raise ValueError(f"{name} must be a pair inside [-1, 1]², got {point.tolist()}")
+    return point
+
 
 class SparseGoalEnv(gym.Env[np.ndarray, np.ndarray]):
     """A point in [-1, 1]² must reach a small goal in the far corner (registered as ``ebrl/SparseGoal-v0``).
@@ -34,12 +47,8 @@ class SparseGoalEnv(gym.Env[np.ndarray, np.ndarray]):
         goal: tuple[float, float] = (0.8, 0.8),
     ) -> None:
         for name, value in (("speed", speed), ("goal_radius", goal_radius)):
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        self.start, self.goal = np.asarray(start, np.float64), np.asarray(goal, np.float64)
-        for name, point in (("start", self.start), ("goal", self.goal)):
-            if point.shape != (2,) or not np.all(np.abs(point) <= 1.0):
-                raise ValueError(f"{name} must be a pair inside [-1, 1]², got {point.tolist()}")
+            check_positive(name, value)
+        self.start, self.goal = _point("start", start), _point("goal", goal)
         self.speed, self.goal_radius = float(speed), float(goal_radius)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)

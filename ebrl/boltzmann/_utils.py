@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ebrl._checks import check_finite
+from ebrl._checks import check_finite, check_has_data
 
 
 def as_data(
@@ -33,9 +33,12 @@ def as_data(
         ValueError: wrong shape, an empty batch, NaN or inf, or values outside the allowed set.
     """
     if isinstance(x, Tensor):
-        t = x.detach()
+        t = check_has_data(name, x.detach())
     else:
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError) as exc:  # e.g. ragged rows
+            raise TypeError(f"{name} must be a numeric array or tensor of shape (N, {width}), got {exc}") from exc
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise TypeError(f"{name} must be a numeric array or tensor, got dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr))

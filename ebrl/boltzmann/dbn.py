@@ -37,6 +37,8 @@ class DBN(Configurable, nn.Module):
         self, layers: Sequence[int], *, init_std: float = 0.01, generator: torch.Generator | None = None
     ) -> None:
         super().__init__()
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+            raise TypeError(f"layers must be a sequence of layer widths, e.g. (784, 256, 64), got {layers!r}")
         self.layers = tuple(check_int("layers[i]", n) for n in layers)
         if len(self.layers) < 2:
             raise ValueError(f"layers must name at least two widths (data and one hidden layer), got {layers}")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ebrl._checks import check_int, check_probability, resolve_generator
+from ebrl._checks import as_float_tensor, check_int, check_probability, resolve_generator
 from ebrl.boltzmann._utils import Uniforms, as_data, bernoulli, binary_configurations
 from ebrl.boltzmann.base import BoltzmannModel
 from ebrl.boltzmann.bm import BoltzmannMachine
@@ -67,6 +67,9 @@ def exact_log_partition(model: BoltzmannModel, *, max_units: int = 25) -> float:
         TypeError: not a supported model.
     """
     check_int("max_units", max_units)
+    if not isinstance(model, (BernoulliRBM, GaussianBernoulliRBM, BoltzmannMachine)):
+        raise TypeError(f"model must be a BernoulliRBM, GaussianBernoulliRBM or BoltzmannMachine for "
+                        f"exact_log_partition, got {type(model).__name__}")
     m = _float64(model)
     device = next(m.parameters()).device
     with torch.no_grad():
@@ -89,11 +92,9 @@ def exact_log_partition(model: BoltzmannModel, *, max_units: int = 25) -> float:
 
             gauss = 0.5 * float(torch.log(2 * math.pi * var).sum())
             return gauss + _logsumexp_over_configurations(m.n_hidden, log_weight, device=device)
-        if isinstance(m, BoltzmannMachine):
-            _check_enumerable(m.n_units, max_units, "the Boltzmann machine")
-            return _logsumexp_over_configurations(m.n_units, lambda s: -m.forward(s), device=device)
-    raise TypeError(f"exact_log_partition supports BernoulliRBM, GaussianBernoulliRBM and BoltzmannMachine, "
-                    f"got {type(model).__name__}")
+        # BoltzmannMachine
+        _check_enumerable(m.n_units, max_units, "the Boltzmann machine")
+        return _logsumexp_over_configurations(m.n_units, lambda s: -m.forward(s), device=device)
 
 
 def _check_enumerable(n: int, max_units: int, what: str) -> None:
@@ -133,11 +134,14 @@ def beta_schedule(n_temperatures: int, kind: Schedule = "linear") -> Tensor:
             torch.linspace(0.5, 0.9, n2 + 1, dtype=torch.float64)[:-1],
             torch.linspace(0.9, 1.0, n3 + 1, dtype=torch.float64),
         ])
-    raise ValueError(f"schedule must be 'linear', 'piecewise' or a tensor of inverse temperatures, got {kind!r}")
+    raise ValueError(
+        f"kind (the AIS schedule) must be 'linear' or 'piecewise' (or pass ais a tensor of inverse "
+        f"temperatures as schedule), got {kind!r}"
+    )
 
 
 def _check_betas(betas: Tensor, n_temperatures: int) -> Tensor:
-    betas = torch.as_tensor(betas, dtype=torch.float64).cpu()
+    betas = as_float_tensor("schedule", betas, dtype=torch.float64).cpu()
     if betas.dim() != 1 or betas.shape[0] != n_temperatures + 1:
         raise ValueError(
             f"schedule must hold n_temperatures + 1 = {n_temperatures + 1} inverse temperatures from 0 to 1, "
@@ -222,6 +226,8 @@ def ais(
             ``n_workers`` (the random streams differ), not on timing.
         generator: the only source of randomness (fresh OS-seeded one when ``None``).
     """
+    if not isinstance(model, (BernoulliRBM, GaussianBernoulliRBM)):
+        raise TypeError(f"model must be a BernoulliRBM or GaussianBernoulliRBM for ais, got {type(model).__name__}")
     check_int("n_chains", n_chains, minimum=2)
     check_int("n_temperatures", n_temperatures)
     check_probability("base_rate_epsilon", base_rate_epsilon)
@@ -238,13 +244,11 @@ def ais(
     if isinstance(model, BernoulliRBM):
         base_bias = _base_rate_bias(model, data, base_rate_epsilon)
         run = functools.partial(_ais_bernoulli, model, base_bias, beta_list)
-    elif isinstance(model, GaussianBernoulliRBM):
+    else:  # GaussianBernoulliRBM
         if data is not None:
             raise ValueError("data is not used for a GaussianBernoulliRBM (its base keeps the model's "
                              "visible Gaussian); pass data=None")
         run = functools.partial(_ais_gaussian, model, beta_list)
-    else:
-        raise TypeError(f"ais supports BernoulliRBM and GaussianBernoulliRBM, got {type(model).__name__}")
     if n_workers == 1:
         with torch.no_grad():
             log_w, log_z0 = run(n_chains, gen)
@@ -301,12 +305,16 @@ def _base_rate_bias(model: BernoulliRBM, data: object | None, eps: float) -> Ten
     p = model.visible_bias
     if data is None:
         return torch.zeros_like(p)
-    t = data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data))
-    if t.dim() == 1:  # the marginals themselves
-        marg = as_data("data", t.reshape(1, -1), width=model.n_visible, values="unit", device=p.device,
+    if not isinstance(data, Tensor):
+        try:
+            data = np.asarray(data)
+        except (TypeError, ValueError) as exc:  # e.g. ragged rows
+            raise TypeError(f"data must be a numeric array (N, V) or marginals (V,), got {exc}") from exc
+    if data.ndim == 1:  # the marginals themselves
+        marg = as_data("data", data.reshape(1, -1), width=model.n_visible, values="unit", device=p.device,
                        dtype=p.dtype)[0]
     else:
-        marg = as_data("data", t, width=model.n_visible, values="unit", device=p.device, dtype=p.dtype).mean(0)
+        marg = as_data("data", data, width=model.n_visible, values="unit", device=p.device, dtype=p.dtype).mean(0)
     marg = marg.clamp(eps, 1 - eps)
     return torch.log(marg) - torch.log1p(-marg)
 
@@ -403,6 +411,8 @@ def log_likelihood(model: BoltzmannModel, X: object, log_z: float) -> Tensor:
     ``log_z`` comes from ``exact_log_partition`` or ``ais_log_partition``. Binary models need
     binary ``X``; the free energy is evaluated in float64.
     """
+    if not isinstance(model, BoltzmannModel):
+        raise TypeError(f"model must be a BoltzmannModel (e.g. a BernoulliRBM), got {type(model).__name__}")
     if isinstance(log_z, bool) or not isinstance(log_z, (int, float)) or not math.isfinite(log_z):
         raise ValueError(f"log_z must be a finite number, got {log_z!r}")
     m = _float64(model)

@@ -202,7 +202,9 @@ class GaussianBernoulliRBM(BoltzmannModel):
         super().__init__()
         self.n_visible = check_int("n_visible", n_visible)
         self.n_hidden = check_int("n_hidden", n_hidden)
-        self.learn_sigma = bool(learn_sigma)
+        if not isinstance(learn_sigma, bool):
+            raise TypeError(f"learn_sigma must be a bool, got {type(learn_sigma).__name__}")
+        self.learn_sigma = learn_sigma
         self.sigma = check_positive("sigma", sigma)
         self.init_std = check_positive("init_std", init_std, allow_zero=True)
         self.event_shape = (self.n_visible,)

@@ -112,9 +112,18 @@ class BernoulliRBMEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         check_positive("learning_rate", self.learning_rate)
         check_int("batch_size", self.batch_size)
         check_int("n_iter", self.n_iter)
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {self.device!r}") from exc
+        if device.type == "meta":
+            raise ValueError("device must hold data, e.g. 'cpu' or 'cuda'; got 'meta'")
 
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
-        X = check_array(X, dtype=(np.float64, np.float32))
+        try:
+            X = check_array(X, dtype=(np.float64, np.float32))
+        except ValueError as exc:
+            raise ValueError(f"X must be a finite numeric matrix (n_samples, n_features): {exc}") from exc
         if reset:
             self.n_features_in_ = X.shape[1]
         elif X.shape[1] != self.n_features_in_:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from ebrl._checks import check_finite, check_int, check_positive, resolve_generator
+from ebrl._checks import as_float_tensor, check_finite, check_int, check_positive, check_tensor, resolve_generator
 from ebrl.energy.base import Energy
 
 
@@ -28,9 +28,11 @@ class Distribution(Protocol):
 
 
 def _as_tensor(name: str, value: Sequence[Any] | Tensor, *, dim: int) -> Tensor:
-    t = torch.as_tensor(value, dtype=torch.get_default_dtype())
+    t = as_float_tensor(name, value)
     if t.dim() != dim:
         raise ValueError(f"{name} must have {dim} dimension(s), got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {tuple(t.shape)}")
     return check_finite(name, t)
 
 
@@ -89,7 +91,8 @@ class GaussianEnergy(Energy):
         return 0.5 * z.squeeze(-1).pow(2).sum(-1)  # (B,)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        return -self.forward(x) - self.log_partition
+        """log p(x) ``(B,)``; checks ``x`` like ``__call__`` does."""
+        return -self(x) - self.log_partition
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         check_int("n", n)
@@ -158,6 +161,7 @@ class GaussianMixtureEnergy(Energy):
 
     def component_log_prob(self, x: Tensor) -> Tensor:
         """log w_k + log N(x; μ_k, Σ_k), shape ``(B, K)``."""
+        self.check_input(x)
         d = self.means.shape[1]
         diff = (x[:, None, :] - self.means).unsqueeze(-1)  # (B, K, D, 1)
         z = torch.linalg.solve_triangular(self.scale_trils, diff, upper=False).squeeze(-1)
@@ -169,7 +173,8 @@ class GaussianMixtureEnergy(Energy):
         return -torch.logsumexp(self.component_log_prob(x), dim=-1)  # (B,)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        return -self.forward(x)
+        """log p(x) ``(B,)``; checks ``x`` like ``__call__`` does."""
+        return -self(x)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         check_int("n", n)
@@ -235,7 +240,8 @@ class RingEnergy(Energy):
         return (x.norm(dim=-1) - self.radius).pow(2) / (2 * self.width**2)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        return -self.forward(x) - self._log_z
+        """log p(x) ``(B,)``; checks ``x`` like ``__call__`` does."""
+        return -self(x) - self._log_z
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         check_int("n", n)
@@ -277,14 +283,18 @@ class UniformBox:
         dim: int | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        lo = torch.as_tensor(low, dtype=torch.get_default_dtype(), device=device)
-        hi = torch.as_tensor(high, dtype=torch.get_default_dtype(), device=device)
+        lo = as_float_tensor("low", low, device=device)
+        hi = as_float_tensor("high", high, device=device)
         if lo.dim() == 0 or hi.dim() == 0:
             if dim is None:
                 raise ValueError("dim is required when low and high are scalars")
-            lo, hi = lo.expand(check_int("dim", dim)).clone(), hi.expand(dim).clone()
-        if lo.shape != hi.shape or lo.dim() != 1:
-            raise ValueError(f"low and high must be vectors of one shape, got {tuple(lo.shape)} and {tuple(hi.shape)}")
+            dim = check_int("dim", dim)
+            lo = lo.expand(dim).clone() if lo.dim() == 0 else lo
+            hi = hi.expand(dim).clone() if hi.dim() == 0 else hi
+        if lo.shape != hi.shape or lo.dim() != 1 or lo.numel() == 0:
+            raise ValueError(
+                f"low and high must be non-empty vectors of one shape, got {tuple(lo.shape)} and {tuple(hi.shape)}"
+            )
         check_finite("low", lo)
         check_finite("high", hi)
         if bool((hi <= lo).any()):
@@ -299,5 +309,11 @@ class UniformBox:
         return self.low + u * (self.high - self.low)  # (n, D)
 
     def log_prob(self, x: Tensor) -> Tensor:
+        """log p(x) ``(B,)`` for ``x (B, D)``: -log volume inside the box, -inf outside. Checks ``x`` (one sync)."""
+        check_finite("x", check_tensor("x", x, min_dim=2))
+        if x.dim() != 2 or x.shape[1] != self.low.shape[0]:
+            raise ValueError(f"x must have shape (B, {self.low.shape[0]}), got {tuple(x.shape)}")
+        if x.device != self.low.device:
+            raise ValueError(f"x is on device '{x.device}' but the box is on '{self.low.device}'")
         inside = ((x >= self.low) & (x <= self.high)).all(dim=-1)  # (B,)
         return torch.where(inside, -self.log_volume, torch.full_like(x[:, 0], -math.inf))

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ebrl._checks import check_energy_output, check_finite, check_tensor
+from ebrl._checks import check_energy_output, check_finite, check_like, check_positive, check_tensor, grad_leaf
 
 EnergyFn = Callable[[Tensor], Tensor]
 """Anything that maps a batch ``(B, *event)`` to energies ``(B,)``: an ``Energy`` or a closure."""
@@ -77,19 +77,29 @@ class Energy(Configurable, nn.Module):
     check_finite: bool = True
 
     def check_input(self, x: Tensor) -> None:
-        """Raise ``ValueError`` if ``x`` is not a batch this energy accepts. Free: no device sync."""
+        """Raise ``ValueError`` if ``x`` is not a batch this energy accepts. Free: no device sync.
+
+        Besides the shape, ``x`` must have the device and dtype of the energy's tensors (its first
+        parameter, else its first buffer), so a mismatch fails here, not inside a matmul.
+        """
         check_tensor("x", x, min_dim=1)
         if self.event_shape is not None and tuple(x.shape[1:]) != tuple(self.event_shape):
             raise ValueError(
                 f"{type(self).__name__} expects x of shape (B, {', '.join(map(str, self.event_shape))}), "
                 f"got {tuple(x.shape)}"
             )
+        ref = next(self.parameters(), None)
+        if ref is None:
+            ref = next(self.buffers(), None)
+        if ref is not None:
+            check_like("x", x, ref, who=f"{type(self).__name__}'s parameters")
 
     def __call__(self, x: Tensor) -> Tensor:
         self.check_input(x)
         out = super().__call__(x)
         check_energy_output(out, x.shape[:1], who=type(self).__name__, input_shape=x.shape)
-        if self.check_finite:
+        if self.check_finite and not bool(torch.isfinite(out).all()):  # one synchronisation, as before
+            check_finite("x", x)  # name the input when it is the cause
             check_finite(f"{type(self).__name__} output", out)
         return out
 
@@ -99,8 +109,9 @@ class Energy(Configurable, nn.Module):
         Works under ``torch.no_grad()`` (it enables gradients locally) and does not build a
         graph through the result.
         """
+        check_positive("temperature", temperature)
         with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
+            x = grad_leaf(x)
             (grad,) = torch.autograd.grad(self(x).sum(), x)
         return -grad / temperature
 

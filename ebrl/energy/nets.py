@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ebrl._checks import check_energy_output, check_finite, check_int, check_tensor
+from ebrl._checks import check_energy_output, check_finite, check_int, check_like, check_tensor
 from ebrl.energy.base import Configurable, Energy
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -28,13 +29,12 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def _check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
-    hidden = tuple(hidden)
+def _check_hidden(hidden: Sequence[int], name: str = "hidden") -> tuple[int, ...]:
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+        raise TypeError(f"{name} must be a sequence of layer widths, e.g. (128, 128), got {hidden!r}")
     if len(hidden) == 0:
-        raise ValueError("hidden must name at least one layer width, got ()")
-    for h in hidden:
-        check_int("hidden[i]", h, minimum=1)
-    return hidden
+        raise ValueError(f"{name} must name at least one layer width, got {tuple(hidden)}")
+    return tuple(check_int(f"{name}[i]", h, minimum=1) for h in hidden)
 
 
 def _maybe_sn(layer: nn.Module, use: bool) -> nn.Module:
@@ -119,7 +119,7 @@ class ConvEnergy(Energy):
     ) -> None:
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels)
-        self.channels = _check_hidden(channels)
+        self.channels = _check_hidden(channels, "channels")
         self.activation = activation
         self.spectral_norm = bool(spectral_norm)
         layers: list[nn.Module] = []
@@ -135,7 +135,7 @@ class ConvEnergy(Energy):
         super().check_input(x)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"ConvEnergy expects images of shape (B, {self.in_channels}, H, W), "
+                f"ConvEnergy expects images of shape (B, {self.in_channels}, H, W) as x, "
                 f"got {tuple(x.shape)}"
             )
 
@@ -195,21 +195,33 @@ class StateActionEnergy(Configurable, nn.Module):
         self.act0 = _activation(activation)
         self.body = _mlp(self.hidden[0], self.hidden[1:], activation, self.spectral_norm)
 
-    def __call__(self, obs: Tensor, act: Tensor) -> Tensor:
+    def check_obs(self, obs: Tensor) -> None:
+        """Raise ``ValueError``/``TypeError`` unless ``obs`` is ``(B, O)`` on this energy's device and dtype. Free."""
         check_tensor("obs", obs, min_dim=2)
-        check_tensor("act", act, min_dim=2)
         if obs.dim() != 2 or obs.shape[1] != self.obs_dim:
             raise ValueError(f"obs must have shape (B, {self.obs_dim}), got {tuple(obs.shape)}")
+        check_like("obs", obs, next(self.parameters()), who="StateActionEnergy's parameters")
+
+    def check_inputs(self, obs: Tensor, act: Tensor) -> None:
+        """Raise unless ``obs (B, O)`` and ``act (B, A)`` or ``(B, N, A)`` fit this energy. Free: no sync."""
+        self.check_obs(obs)
+        check_tensor("act", act, min_dim=2)
         if act.dim() not in (2, 3) or act.shape[0] != obs.shape[0] or act.shape[-1] != self.act_dim:
             raise ValueError(
                 f"act must have shape (B, {self.act_dim}) or (B, N, {self.act_dim}) with "
                 f"B={obs.shape[0]} as in obs, got {tuple(act.shape)}"
             )
+        check_like("act", act, next(self.parameters()), who="StateActionEnergy's parameters")
+
+    def __call__(self, obs: Tensor, act: Tensor) -> Tensor:
+        self.check_inputs(obs, act)
         out = super().__call__(obs, act)
         check_energy_output(
             out, act.shape[:-1], who="StateActionEnergy", input_shape=act.shape
         )
-        if self.check_finite:
+        if self.check_finite and not bool(torch.isfinite(out).all()):  # one synchronisation
+            check_finite("obs", obs)  # name the input when it is the cause
+            check_finite("act", act)
             check_finite("StateActionEnergy output", out)
         return out
 
@@ -227,6 +239,8 @@ class StateActionEnergy(Configurable, nn.Module):
         ``x0 = a0.reshape(B * N, A)`` and reshape the result back to ``(B, N, A)``.
         """
         check_int("n", n)
+        self.check_obs(obs)
+        check_finite("obs", obs)  # once per conditioning, not per sampler step
         return _ConditionedEnergy(self, obs, n)
 
     def get_config(self) -> dict[str, Any]:
@@ -246,6 +260,11 @@ class _ConditionedEnergy:
         self.energy, self.obs, self.n = energy, obs, n
 
     def __call__(self, act: Tensor) -> Tensor:
-        b = self.obs.shape[0]
-        out = self.energy.forward(self.obs, act.reshape(b, self.n, -1))  # (B, N)
+        b, a_dim = self.obs.shape[0], self.energy.act_dim
+        if tuple(act.shape) != (b * self.n, a_dim):  # free: shapes only
+            raise ValueError(
+                f"act must have shape (B*n, A) = ({b * self.n}, {a_dim}) for {b} states and n={self.n}, "
+                f"got {tuple(act.shape)}"
+            )
+        out = self.energy.forward(self.obs, act.reshape(b, self.n, a_dim))  # (B*N, A) -> (B, N, A) -> (B, N)
         return out.reshape(b * self.n)  # (B, N) -> (B*N,)

@@ -17,6 +17,14 @@ def check_energies(name: str, e: object, *, shape: str, ndim: int) -> Tensor:
     return check_finite(name, e)
 
 
+def check_same_device(tensors: dict[str, Tensor]) -> None:
+    """Require every tensor (by name) on one device; the message names them. Free: no device sync."""
+    devices = {name: t.device for name, t in tensors.items()}
+    if len(set(devices.values())) > 1:
+        listed = ", ".join(f"{name} on '{device}'" for name, device in devices.items())
+        raise ValueError(f"expected the energies on one device, got {listed}")
+
+
 def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     """Require two tensors of one shape; the message names both."""
     if a.shape != b.shape:

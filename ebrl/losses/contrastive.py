@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ebrl._checks import check_positive
-from ebrl.losses._validate import check_energies, check_same_shape
+from ebrl.losses._validate import check_energies, check_same_device, check_same_shape
 
 
 def contrastive_divergence(e_pos: Tensor, e_neg: Tensor, *, l2: float = 0.0) -> Tensor:
@@ -36,6 +36,7 @@ def contrastive_divergence(e_pos: Tensor, e_neg: Tensor, *, l2: float = 0.0) -> 
     """
     e_pos = check_energies("e_pos", e_pos, shape="(B,)", ndim=1)
     e_neg = check_energies("e_neg", e_neg, shape="(M,)", ndim=1)
+    check_same_device({"e_pos": e_pos, "e_neg": e_neg})
     l2 = check_positive("l2", l2, allow_zero=True)
     loss = e_pos.mean() - e_neg.mean()
     if l2 > 0:
@@ -69,6 +70,7 @@ def nce(e_data: Tensor, e_noise: Tensor, log_q_data: Tensor, log_q_noise: Tensor
     e_noise = check_energies("e_noise", e_noise, shape="(M,)", ndim=1)
     log_q_data = check_energies("log_q_data", log_q_data, shape="(B,)", ndim=1)
     log_q_noise = check_energies("log_q_noise", log_q_noise, shape="(M,)", ndim=1)
+    check_same_device({"e_data": e_data, "e_noise": e_noise, "log_q_data": log_q_data, "log_q_noise": log_q_noise})
     check_same_shape("e_data", e_data, "log_q_data", log_q_data)
     check_same_shape("e_noise", e_noise, "log_q_noise", log_q_noise)
     nu = e_noise.shape[0] / e_data.shape[0]
@@ -95,6 +97,7 @@ def info_nce(e_pos: Tensor, e_neg: Tensor, *, temperature: float = 1.0) -> Tenso
     """
     e_pos = check_energies("e_pos", e_pos, shape="(B,)", ndim=1)
     e_neg = check_energies("e_neg", e_neg, shape="(B, N)", ndim=2)
+    check_same_device({"e_pos": e_pos, "e_neg": e_neg})
     if e_neg.shape[0] != e_pos.shape[0]:
         raise ValueError(
             f"e_pos has shape {tuple(e_pos.shape)} but e_neg has shape {tuple(e_neg.shape)}; "

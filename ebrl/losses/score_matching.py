@@ -29,10 +29,20 @@ def _check_energy_and_x(energy: EnergyFn, x: object) -> Tensor:
 
 
 def _energy_grad(energy: EnergyFn, x: Tensor) -> Tensor:
-    """∇_x E(x) with a graph (``create_graph=True``): ``(B, *event)``; ``x`` must require grad."""
+    """∇_x E(x) with a graph (``create_graph=True``): ``(B, *event)``; ``x`` must require grad.
+
+    An energy that does not depend on x (constant in x) has gradient zero.
+    """
     e = energy(x)
     check_energy_output(e, x.shape[:1], who="energy", input_shape=x.shape)
-    (grad,) = torch.autograd.grad(e.sum(), x, create_graph=True)
+    return _grad(e.sum(), x)
+
+
+def _grad(total: Tensor, x: Tensor) -> Tensor:
+    """∇_x total with a graph; zeros where ``total`` does not depend on ``x`` (e.g. a linear energy's Hessian)."""
+    if not total.requires_grad:
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(total, x, create_graph=True, allow_unused=True, materialize_grads=True)
     return grad
 
 
@@ -114,7 +124,7 @@ def sliced_score_matching(
         x_rep.requires_grad_(True)
         score = -_energy_grad(energy, x_rep)  # (P*B, *event)
         proj = (score * v).flatten(1).sum(1)  # vᵀs: (P*B,)
-        (grad_proj,) = torch.autograd.grad(proj.sum(), x_rep, create_graph=True)  # ∇_x(vᵀs): (P*B, *event)
+        grad_proj = _grad(proj.sum(), x_rep)  # ∇_x(vᵀs): (P*B, *event)
         jacobian_term = (grad_proj * v).flatten(1).sum(1)  # vᵀ(∇_x s)v: (P*B,)
         # ½‖s‖² once per sample (B,) with variance reduction, else ½(vᵀs)² (P*B,)
         norm_term = 0.5 * (score[:batch].flatten(1).square().sum(1) if variance_reduction else proj.square())

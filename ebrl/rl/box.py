@@ -81,6 +81,9 @@ class ActionBox:
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Actions drawn uniformly from the box, shape ``(*batch_shape, A)``."""
+        batch_shape = tuple(check_int("batch_shape[i]", n, minimum=0) for n in batch_shape)
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
         gen = resolve_generator(generator, torch.device(device))
         low, high = self.tensors(device=device, dtype=dtype)
         u = torch.rand((*batch_shape, self.dim), generator=gen, device=device, dtype=dtype)

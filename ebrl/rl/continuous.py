@@ -23,7 +23,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ebrl._checks import check_finite, check_int, check_positive, check_tensor, resolve_generator
+from ebrl._checks import (
+    check_energy_output,
+    check_finite,
+    check_int,
+    check_positive,
+    check_tensor,
+    resolve_generator,
+)
 from ebrl.energy.base import EnergyFn
 from ebrl.energy.nets import StateActionEnergy
 from ebrl.rl.box import ActionBox
@@ -41,25 +48,44 @@ def _conditioned(energy: StateActionEnergyFn, obs: Tensor, n: int) -> EnergyFn:
     """``a (B*N, A) -> E(obs, a) (B*N,)`` for a sampler; row ``b*N + j`` is candidate j of state b."""
     if isinstance(energy, StateActionEnergy):
         return energy.at(obs, n)
+    _check_energy_fn(energy)
     b = obs.shape[0]
 
     def fn(act: Tensor) -> Tensor:
-        return energy(obs, act.reshape(b, n, -1)).reshape(b * n)  # (B*N, A) -> (B, N, A) -> (B, N) -> (B*N,)
+        act = act.reshape(b, n, -1)  # (B*N, A) -> (B, N, A)
+        out = check_energy_output(energy(obs, act), (b, n), who="energy", input_shape=act.shape)  # (B, N)
+        return out.reshape(b * n)  # (B, N) -> (B*N,)
 
     return fn
 
 
+def _check_energy_fn(energy: object) -> None:
+    if not callable(energy):
+        raise TypeError(
+            f"energy must be a StateActionEnergy or a callable (obs, act) -> E, got {type(energy).__name__}"
+        )
+
+
 def _evaluate(energy: StateActionEnergyFn, obs: Tensor, act: Tensor) -> Tensor:
-    """E(obs, act) for ``act (B, N, A)`` -> ``(B, N)``, without the per-call finiteness sync."""
-    fn = energy.forward if isinstance(energy, StateActionEnergy) else energy
-    return fn(obs, act)
+    """E(obs, act) for ``act (B, N, A)`` -> ``(B, N)``, without the per-call finiteness sync.
+
+    Checks the shapes (free): inputs against a ``StateActionEnergy``, the output of any energy.
+    """
+    if isinstance(energy, StateActionEnergy):
+        energy.check_inputs(obs, act)
+        out = energy.forward(obs, act)
+    else:
+        _check_energy_fn(energy)
+        out = energy(obs, act)
+    return check_energy_output(out, act.shape[:-1], who="energy", input_shape=act.shape)
 
 
 def _check_obs(obs: Tensor) -> Tensor:
+    """Require finite observations ``(B, O)`` (one device synchronisation)."""
     check_tensor("obs", obs, min_dim=2)
     if obs.dim() != 2:
         raise ValueError(f"obs must have shape (B, O), got {tuple(obs.shape)}")
-    return obs
+    return check_finite("obs", obs)
 
 
 @dataclass(frozen=True)

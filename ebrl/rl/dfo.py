@@ -23,16 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ebrl._checks import check_finite, check_int, check_positive, check_tensor, resolve_generator
-from ebrl.energy.nets import StateActionEnergy
+from ebrl._checks import check_finite, check_int, check_positive, resolve_generator
 from ebrl.rl.box import ActionBox
-from ebrl.rl.continuous import StateActionEnergyFn
-
-
-def _evaluate(energy: StateActionEnergyFn, obs: Tensor, act: Tensor) -> Tensor:
-    """E(obs, act) for ``act (B, N, A)`` -> ``(B, N)``, without a per-call finiteness sync."""
-    fn = energy.forward if isinstance(energy, StateActionEnergy) else energy
-    return fn(obs, act)
+from ebrl.rl.continuous import StateActionEnergyFn, _check_obs, _evaluate
 
 
 def _categorical(logits: Tensor, n: int, gen: torch.Generator) -> Tensor:
@@ -85,9 +78,7 @@ class DerivativeFreeOptimizer:
         self, energy: StateActionEnergyFn, obs: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
         """The final candidates ``(B, N, A)`` and their energies ``(B, N)`` (checked finite)."""
-        check_tensor("obs", obs, min_dim=2)
-        if obs.dim() != 2:
-            raise ValueError(f"obs must have shape (B, O), got {tuple(obs.shape)}")
+        _check_obs(obs)
         gen = resolve_generator(generator, obs.device)
         b, n = obs.shape[0], self.n_samples
         low, high = self.box.tensors(device=obs.device, dtype=obs.dtype)
@@ -118,6 +109,7 @@ class DerivativeFreeOptimizer:
         self, energy: StateActionEnergyFn, obs: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """One final candidate per state drawn ∝ exp(-E/T), ``(B, A)``: keeps modes, sharpened (see module)."""
+        _check_obs(obs)
         gen = resolve_generator(generator, obs.device)
         act, e = self.population(energy, obs, generator=gen)
         pick = _categorical(-e / self.temperature, 1, gen)[:, 0]  # (B,)

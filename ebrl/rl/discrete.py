@@ -9,6 +9,7 @@ and V(s) = E_π[Q(s,a)] + α H(π(·|s)): the soft value is the expected value p
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -18,10 +19,20 @@ from ebrl._checks import check_positive, check_tensor, resolve_generator
 
 
 def _check_energies(energies: Tensor) -> Tensor:
+    """Require ``(B, K)`` energies without NaN or -inf, each row with a finite entry. One device sync.
+
+    +inf is allowed: it gives an action probability zero (an action mask).
+    """
     check_tensor("energies", energies, min_dim=2)
-    if energies.dim() != 2:
+    if energies.dim() != 2 or energies.shape[1] == 0:
         raise ValueError(
             f"energies must have shape (B, K): one energy per state and action, got {tuple(energies.shape)}"
+        )
+    bad = torch.isnan(energies) | (energies == -math.inf)
+    if bool(bad.any() | torch.isinf(energies).all(dim=1).any()):
+        raise ValueError(
+            "energies must not hold NaN or -inf, and each row needs at least one finite energy "
+            "(+inf masks an action); got a row that breaks this"
         )
     return energies
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ebrl._checks import check_positive, check_tensor
+from ebrl._checks import check_finite, check_has_data, check_int, check_positive, check_tensor
 
 
 class StatePrior(nn.Module):
@@ -33,10 +33,11 @@ class StatePrior(nn.Module):
         super().__init__()
         if not isinstance(energy, nn.Module):
             raise TypeError(f"energy must be a torch.nn.Module, got {type(energy).__name__}")
+        obs_dim = check_int("obs_dim", obs_dim)
         event = getattr(energy, "event_shape", None)
         if event is not None and tuple(event) != (obs_dim,):
             raise ValueError(f"energy was built for inputs of shape {tuple(event)}, but obs_dim is {obs_dim}")
-        self.energy, self.obs_dim = energy, int(obs_dim)
+        self.energy, self.obs_dim = energy, obs_dim
         self.temperature = check_positive("temperature", temperature)
 
     def forward(self, obs: Tensor) -> Tensor:
@@ -46,12 +47,25 @@ class StatePrior(nn.Module):
             raise ValueError(
                 f"the prior was trained on observations of size {self.obs_dim}, got obs of shape {tuple(obs.shape)}"
             )
+        check_finite("obs", obs)
         return -self.energy(obs) / self.temperature
 
 
 def shaping_term(phi: Tensor, phi_next: Tensor, terminated: Tensor, *, gamma: float) -> Tensor:
-    """F = γ (1 - terminated) Φ(s') - Φ(s), all ``(B,)``: Φ of the absorbing terminal state is 0."""
+    """F = γ (1 - terminated) Φ(s') - Φ(s), all ``(B,)``: Φ of the absorbing terminal state is 0.
+
+    ``gamma`` is the agent's discount, in [0, 1]; ``terminated`` may be bool or float.
+    """
     gamma = check_positive("gamma", gamma, allow_zero=True)
+    if gamma > 1:
+        raise ValueError(f"gamma must be a discount in [0, 1], got {gamma}")
+    check_finite("phi", check_tensor("phi", phi))
+    check_finite("phi_next", check_tensor("phi_next", phi_next))
+    if not isinstance(terminated, Tensor):
+        raise TypeError(f"terminated must be a torch.Tensor, got {type(terminated).__name__}")
+    check_has_data("terminated", terminated)
+    if not bool(((terminated == 0) | (terminated == 1)).all()):
+        raise ValueError("terminated must hold only 0/1 (or False/True) flags")
     if not phi.shape == phi_next.shape == terminated.shape:
         raise ValueError(
             f"phi, phi_next and terminated must have one shape, got {tuple(phi.shape)}, "

@@ -22,9 +22,11 @@ from torch import Tensor
 
 from ebrl._checks import (
     DivergenceError,
+    as_float_tensor,
     check_energy_output,
     check_finite,
     check_tensor,
+    grad_leaf,
     resolve_generator,
 )
 from ebrl.energy.base import EnergyFn, unchecked
@@ -100,10 +102,12 @@ def energy_and_grad(fn: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     The sum is the divergence sentinel: it is NaN or inf as soon as any chain's energy is.
     """
     with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
+        x = grad_leaf(x)
         e = fn(x)
         check_energy_output(e, x.shape[:1], who="energy", input_shape=x.shape)
         total = e.sum()
+        if not total.requires_grad:  # an energy that does not depend on x (flat): zero gradient
+            return e.detach(), total.detach(), torch.zeros_like(x)
         (grad,) = torch.autograd.grad(total, x)
     return e.detach(), total.detach(), grad
 
@@ -114,22 +118,42 @@ def per_chain(t: Tensor) -> Tensor:
 
 
 def bounds_tensors(bounds: Bounds | None, like: Tensor) -> tuple[Tensor, Tensor] | None:
-    """Broadcastable ``(low, high)`` on ``like``'s device and dtype, or ``None``."""
+    """Broadcastable ``(low, high)`` on ``like``'s device and dtype, or ``None``.
+
+    Raises ``ValueError`` if they do not broadcast against one state ``like.shape[1:]`` (free: shapes only).
+    """
     if bounds is None:
         return None
     low = torch.as_tensor(bounds[0], device=like.device, dtype=like.dtype)
     high = torch.as_tensor(bounds[1], device=like.device, dtype=like.dtype)
+    event = like.shape[1:]
+    for t in (low, high):
+        try:
+            fits = torch.broadcast_shapes(t.shape, event) == event
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"bounds of shape {tuple(t.shape)} do not fit states of shape {tuple(event)} (x0 is "
+                f"{tuple(like.shape)}); give floats or per-dimension values that broadcast to {tuple(event)}"
+            )
     return low, high
 
 
 def check_bounds(bounds: Bounds | None) -> None:
-    """Validate bounds at construction: finite, low < high everywhere."""
+    """Validate bounds at construction: numbers of broadcastable shapes, finite, low < high everywhere."""
     if bounds is None:
         return
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise ValueError(f"bounds must be a pair (low, high), got {bounds!r}")
-    low = torch.as_tensor(bounds[0], dtype=torch.float64)
-    high = torch.as_tensor(bounds[1], dtype=torch.float64)
+    low = as_float_tensor("bounds low", bounds[0], dtype=torch.float64)
+    high = as_float_tensor("bounds high", bounds[1], dtype=torch.float64)
+    try:
+        torch.broadcast_shapes(low.shape, high.shape)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"bounds low and high must have broadcastable shapes, got {tuple(low.shape)} and {tuple(high.shape)}"
+        ) from exc
     if not (bool(torch.isfinite(low).all()) and bool(torch.isfinite(high).all())):
         raise ValueError(f"bounds must be finite, got low={low.tolist()}, high={high.tolist()}")
     if bool((high <= low).any()):

@@ -112,9 +112,16 @@ class Langevin(Sampler):
         fn, x, gen = prepare(energy, x0, generator)
         lohi = bounds_tensors(self.bounds, x)
         clip = self.grad_clip
+        schedule = self.schedule()
+        top = max(max(eps, sigma) for eps, sigma in schedule)
+        if top > torch.finfo(x.dtype).max:
+            raise ValueError(
+                f"step_size {self.step_size} (or its noise scale {top}) overflows x0's dtype {x.dtype}; "
+                f"lower step_size or use a wider dtype"
+            )
         sentinels: list[Tensor] = []
         energies: list[Tensor] | None = [] if record else None
-        for drift, sigma in self.schedule():
+        for drift, sigma in schedule:
             e, total, grad = energy_and_grad(fn, x)  # (B,), (), (B, *event)
             sentinels.append(total)
             if energies is not None:

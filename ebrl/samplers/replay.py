@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -11,6 +11,7 @@ from torch import Tensor
 from ebrl._checks import (
     check_finite,
     check_int,
+    check_number,
     check_probability,
     check_tensor,
     resolve_generator,
@@ -59,20 +60,29 @@ class ReplayBuffer:
         generator: torch.Generator | None = None,
     ) -> None:
         self.capacity = check_int("capacity", capacity)
+        if isinstance(event_shape, (str, bytes)) or not isinstance(event_shape, Sequence):
+            raise TypeError(f"event_shape must be a sequence of ints, e.g. (2,), got {event_shape!r}")
         self.event_shape = tuple(check_int("event_shape[i]", d) for d in event_shape)
         self.reinit_prob = check_probability("reinit_prob", reinit_prob)
-        if not high > low:
+        self.low, self.high = check_number("low", low), check_number("high", high)
+        if not self.high > self.low:
             raise ValueError(f"high must be greater than low, got low={low}, high={high}")
-        self.low, self.high = float(low), float(high)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype (e.g. torch.float32), got {dtype!r}")
+        if noise is not None and not callable(noise):
+            raise TypeError(f"noise must be a callable noise(n, generator) -> (n, *event_shape), got {noise!r}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype or torch.get_default_dtype()
         self._noise = noise
-        self.buffer = self.noise(self.capacity, resolve_generator(generator, self.device))
+        self.buffer = check_finite("noise(capacity, generator)", self.noise(self.capacity, resolve_generator(
+            generator, self.device)))
 
     def noise(self, n: int, generator: torch.Generator) -> Tensor:
         """Fresh starting states ``(n, *event_shape)``."""
         if self._noise is not None:
             x = self._noise(n, generator)
+            if not isinstance(x, Tensor) or not torch.is_floating_point(x):
+                raise TypeError(f"noise(n, generator) must return a floating-point tensor, got {x!r:.80}")
             if tuple(x.shape) != (n, *self.event_shape):
                 raise ValueError(
                     f"noise(n, generator) must return shape {(n, *self.event_shape)}, got {tuple(x.shape)}"
@@ -97,19 +107,28 @@ class ReplayBuffer:
     def update(self, idx: Tensor, x: Tensor) -> None:
         """Write states ``x (n, *event_shape)`` back to pool slots ``idx (n,)``."""
         check_tensor("x", x)
+        if not isinstance(idx, Tensor) or idx.dtype != torch.int64:
+            kind = f"dtype {idx.dtype}" if isinstance(idx, Tensor) else type(idx).__name__
+            raise TypeError(f"idx must be an int64 tensor of pool indices (as returned by sample), got {kind}")
         if tuple(x.shape[1:]) != self.event_shape or idx.shape != x.shape[:1]:
             raise ValueError(
                 f"update expects idx (n,) and x (n, {', '.join(map(str, self.event_shape))}), "
                 f"got idx {tuple(idx.shape)} and x {tuple(x.shape)}"
             )
         check_finite("x", x)  # never store a diverged chain
+        if not bool(((idx >= 0) & (idx < self.capacity)).all()):
+            raise ValueError(f"idx must hold pool indices in [0, {self.capacity}), got {idx.tolist()}")
         self.buffer[idx.to(self.device)] = x.detach().to(self.device, self.dtype)
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
         buf = state.get("buffer")
+        if isinstance(buf, Tensor) and not torch.is_floating_point(buf):
+            raise TypeError(f"replay buffer state must hold a floating-point buffer, got dtype {buf.dtype}")
         if not isinstance(buf, Tensor) or tuple(buf.shape) != (self.capacity, *self.event_shape):
             raise ValueError(
                 f"replay buffer state must hold a tensor of shape {(self.capacity, *self.event_shape)}, "

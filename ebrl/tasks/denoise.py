@@ -16,13 +16,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ebrl._checks import check_finite, check_int, check_positive, check_tensor, resolve_generator
+from ebrl._checks import (
+    check_energy_output,
+    check_finite,
+    check_int,
+    check_positive,
+    check_tensor,
+    resolve_generator,
+)
 from ebrl.energy.base import EnergyFn, unchecked
-from ebrl.samplers.base import Bounds
+from ebrl.samplers.base import Bounds, energy_and_grad
 from ebrl.samplers.langevin import Langevin
 
 
-def _check_inputs(y: object, sigma: float) -> Tensor:
+def _check_inputs(y: object, sigma: float, energy: object) -> Tensor:
+    if not callable(energy):
+        raise TypeError(f"energy must be callable (an Energy or a function), got {type(energy).__name__}")
     check_positive("sigma", sigma)
     y = check_tensor("y", y)
     return check_finite("y", y)
@@ -39,19 +48,19 @@ def tweedie_denoise(energy: EnergyFn, y: Tensor, *, sigma: float) -> Tensor:
     Returns:
         Denoised estimates ``(B, *event)``.
     """
-    y = _check_inputs(y, sigma)
-    with torch.enable_grad():
-        x = y.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(unchecked(energy, x)(x).sum(), x)  # (B, *event)
+    y = _check_inputs(y, sigma, energy)
+    _, _, grad = energy_and_grad(unchecked(energy, y), y)  # (B, *event); checks the energy's output shape
     return check_finite("denoised estimate", y - sigma**2 * grad)
 
 
 def posterior_energy(energy: EnergyFn, y: Tensor, sigma: float) -> EnergyFn:
     """E_post(x) = E(x) + ‖x - y‖² / 2σ², the negative log posterior for Gaussian noise, ``(B,)``."""
+    y = _check_inputs(y, sigma, energy)
     fn = unchecked(energy, y)
 
     def e_post(x: Tensor) -> Tensor:
-        return fn(x) + (x - y).square().flatten(1).sum(1) / (2 * sigma**2)
+        e = check_energy_output(fn(x), x.shape[:1], who="energy", input_shape=x.shape)  # (B,); free: shapes only
+        return e + (x - y).square().flatten(1).sum(1) / (2 * sigma**2)
 
     return e_post
 
@@ -77,7 +86,7 @@ def map_denoise(
         step_size: defaults to σ²/2, stable for the data term (whose curvature is 1/σ²).
         bounds: optional ``(low, high)`` box for the pixels, e.g. ``(0.0, 1.0)``.
     """
-    y = _check_inputs(y, sigma)
+    y = _check_inputs(y, sigma, energy)
     check_int("n_steps", n_steps)
     step = 0.5 * sigma**2 if step_size is None else step_size
     descent = Langevin(step_size=step, n_steps=n_steps, noise_scale=0.0, bounds=bounds)
@@ -115,7 +124,7 @@ def posterior_mean_denoise(
         bounds: optional ``(low, high)`` pixel box (reflected).
         generator: randomness; the global RNG is untouched.
     """
-    y = _check_inputs(y, sigma)
+    y = _check_inputs(y, sigma, energy)
     k = check_int("n_chains", n_chains)
     check_int("n_steps", n_steps)
     check_int("n_snapshots", n_snapshots)
@@ -141,6 +150,9 @@ def posterior_mean_denoise(
 
 def psnr(x: Tensor, reference: Tensor, *, data_range: float = 1.0) -> Tensor:
     """Peak signal-to-noise ratio in dB, per image: 10 log10(range² / MSE), shape ``(B,)``."""
+    check_finite("x", check_tensor("x", x))
+    check_finite("reference", check_tensor("reference", reference))
+    check_positive("data_range", data_range)
     if x.shape != reference.shape:
         raise ValueError(f"x and reference must have one shape, got {tuple(x.shape)} and {tuple(reference.shape)}")
     mse = (x - reference).square().flatten(1).mean(1).clamp_min(1e-12)

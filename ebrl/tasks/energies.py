@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ebrl._checks import check_finite, check_positive, check_tensor
+from ebrl._checks import as_float_tensor, check_finite, check_positive, check_tensor
 from ebrl.energy.analytic import GaussianEnergy
 from ebrl.energy.base import Energy
 from ebrl.energy.nets import MLPEnergy
@@ -77,6 +77,11 @@ class GaussianResidualEnergy(Energy):
         check_positive("ridge", ridge, allow_zero=True)
         d = x.shape[1]
         cov = torch.cov(x.T.double()).reshape(d, d) + ridge * torch.eye(d, dtype=torch.float64)  # (D, D)
+        if bool(torch.linalg.cholesky_ex(cov).info != 0):
+            raise ValueError(
+                f"the sample covariance of x (+ ridge={ridge}) is not positive definite: x has a constant or "
+                f"collinear feature, or too few rows; pass ridge > 0"
+            )
         return cls(
             x.mean(0), cov.to(x.dtype), hidden, activation=activation, spectral_norm=spectral_norm
         ).to(x.device)
@@ -107,7 +112,7 @@ class KernelDensityEnergy(Energy):
     def __init__(self, centers: Sequence[Any] | Tensor, bandwidth: float) -> None:
         super().__init__()
         if not isinstance(centers, Tensor):
-            centers = torch.as_tensor(centers, dtype=torch.get_default_dtype())
+            centers = as_float_tensor("centers", centers)
         centers = check_finite("centers", check_tensor("centers", centers, min_dim=2))
         self.bandwidth = check_positive("bandwidth", bandwidth)
         self.event_shape = tuple(centers.shape[1:])

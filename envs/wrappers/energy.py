@@ -11,6 +11,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from ebrl._checks import check_int, check_positive, check_probability
 from ebrl.energy import MLPEnergy, UniformBox
 from ebrl.rl.priors import StatePrior
 from ebrl.training import NCE, fit
@@ -51,8 +52,7 @@ class EnergyShaping(gym.Wrapper):
             )
         if not callable(prior):
             raise TypeError(f"prior must be a StatePrior or a callable obs -> potential, got {type(prior).__name__}")
-        if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
-            raise ValueError(f"gamma must be a number in [0, 1], got {gamma!r}")
+        check_probability("gamma", gamma)
         self.prior, self.gamma = prior, float(gamma)
         self._phi = 0.0
 
@@ -126,12 +126,11 @@ class EnergyNovelty(gym.Wrapper):
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
             raise ValueError(f"EnergyNovelty needs finite observation bounds, got {space}")
         for name, value in (("coef", coef), ("lr", lr), ("clip", clip)):
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            check_positive(name, value, allow_zero=True)
         for name, value in (("update_every", update_every), ("n_updates", n_updates),
                             ("buffer_size", buffer_size), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            check_int(name, value)
+        check_int("seed", seed, minimum=0)
         self.energy, self.coef, self.clip = energy, float(coef), float(clip)
         self.update_every, self.n_updates, self.batch_size = update_every, n_updates, batch_size
         self.noise = UniformBox(torch.as_tensor(low), torch.as_tensor(high))
