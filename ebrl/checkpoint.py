@@ -13,7 +13,9 @@ touches a model, so a failed load never leaves a model half-loaded.
 Training runs save more than the weights: ``save_training_state`` adds the optimizer state, the
 generator state, PCD's replay buffer and the history, so that ``load_training_state`` into
 fresh objects continues the run exactly (same format guarantees: atomic write, digest over
-every field, full validation before anything is loaded).
+every field, full validation before anything is loaded). Both are importable from here::
+
+    from ebrl.checkpoint import load_training_state, save_training_state
 
 Example::
 
@@ -67,6 +69,32 @@ def state_digest(state_dict: Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
+def _as_path(path: object) -> Path:
+    """``path`` as a ``Path``; ``TypeError`` naming ``path`` unless it is a str or an ``os.PathLike``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
+def _check_map_location(map_location: object) -> str | torch.device | None:
+    """Require ``None``, or a str or ``torch.device`` naming a device this torch can allocate on.
+
+    Checked before the file is read, so that a bad device is not reported as a corrupt file.
+    """
+    if map_location is None:
+        return None
+    if not isinstance(map_location, (str, torch.device)):
+        raise TypeError(f"map_location must be a str, a torch.device or None, got {type(map_location).__name__}")
+    try:
+        device = torch.device(map_location)
+        torch.empty(0, device=device)  # parses, and exists here (e.g. 'cuda:3' needs a 4th GPU)
+    except (RuntimeError, AssertionError, ValueError) as exc:  # torch reports a missing backend by AssertionError
+        raise ValueError(f"map_location {map_location!r} is not a device available here ({exc})") from exc
+    if device.type == "meta":
+        raise ValueError("map_location 'meta' holds no data; load onto a device with values (e.g. 'cpu' or 'cuda')")
+    return map_location
+
+
 def _check_model(model: object) -> None:
     if not (isinstance(model, nn.Module) and isinstance(model, Configurable)):
         raise TypeError(
@@ -107,6 +135,7 @@ def save_model(model: nn.Module, path: PathLike, *, extra: dict[str, Any] | None
         extra: plain values to store alongside (epochs, metrics, hyperparameters...).
     """
     _check_model(model)
+    _as_path(path)
     if extra is not None and not isinstance(extra, dict):
         raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
     _check_plain("extra", extra)
@@ -133,7 +162,7 @@ def write_atomic(path: PathLike, payload: object) -> None:
     A reader never sees a half-written file, and an existing file is replaced only once the new
     one is complete; on failure the temporary file is removed.
     """
-    path = Path(path)
+    path = _as_path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to '{path}': the directory '{path.parent}' does not exist")
     # A unique sibling name, created exclusively with mode 0o666 so the umask applies as for
@@ -261,7 +290,8 @@ def load_checkpoint(
         map_location: where ``torch.load`` puts the tensors (default CPU); a rebuilt model is
             moved there.
     """
-    path = Path(path)
+    path = _as_path(path)
+    map_location = _check_map_location(map_location)
     payload = _read(path, map_location)
     if model is not None:
         _check_model(model)
@@ -364,7 +394,7 @@ def write_training_payload(
 
 def read_training_payload(path: PathLike, *, model: nn.Module, generator: torch.Generator) -> dict[str, Any]:
     """Read a training state and check the envelope, the digest, the model and the generator; mutate nothing."""
-    path = Path(path)
+    path = _as_path(path)
     payload = _load_file(path, None)
     if not isinstance(payload, dict) or payload.get("format") != TRAINING_FORMAT:
         raise CheckpointError(f"'{path}' is not an ebrl training state (no '{TRAINING_FORMAT}' format tag)")
@@ -469,6 +499,7 @@ def save_training_state(
         history: the ``TrainHistory`` so far, or ``None``.
         extra: plain values to store alongside (epochs done, hyperparameters...).
     """
+    _as_path(path)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     objective_state = None
@@ -517,7 +548,7 @@ def load_training_state(
 
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    path = Path(path)
+    path = _as_path(path)
     payload = read_training_payload(path, model=energy, generator=generator)
     saved_optimizer = payload.get("optimizer")
     if not isinstance(saved_optimizer, dict) or saved_optimizer.get("class") != type(optimizer).__name__:

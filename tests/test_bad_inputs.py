@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import envs  # noqa: F401  (registers the ebrl/* environments)
-from ebrl import load_model
+from ebrl import load_model, save_model
 from ebrl.boltzmann import (
     DBN,
     BernoulliRBM,
@@ -57,7 +57,7 @@ from ebrl.boltzmann import (
     log_likelihood,
     pseudo_log_likelihood,
 )
-from ebrl.checkpoint import CheckpointError, load_checkpoint
+from ebrl.checkpoint import CheckpointError, load_checkpoint, load_training_state, save_training_state
 from ebrl.energy import (
     ConvEnergy,
     GaussianEnergy,
@@ -216,6 +216,9 @@ NOT_PROBABILITY = st.one_of(
     st.floats(max_value=0.0, exclude_max=True, allow_nan=False),
     st.sampled_from([math.nan, True, "0.5", None]),
 )
+
+NOT_BOOL = st.sampled_from(["yes", "", 1, 0, 1.0, None, np.int64(1)])
+"""Truthy or falsy values that are not a ``bool``."""
 
 BAD_DTYPES = [torch.int64, torch.int32, torch.bool, torch.uint8, torch.complex64]
 ODD_FLOATS = [torch.float16, torch.float64, torch.bfloat16]
@@ -773,7 +776,7 @@ def test_objective_constructors_reject_bad_arguments(name: str, data: st.DataObj
 
 @SETTINGS
 @given(data=st.data(), field=st.sampled_from(["energy", "data", "objective", "epochs", "batch_size", "lr",
-                                              "log_interval", "optimizer"]))
+                                              "log_interval", "optimizer", "progress_bar"]))
 def test_fit_rejects_bad_arguments(data: st.DataObject, field: str) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -789,30 +792,41 @@ def test_fit_rejects_bad_arguments(data: st.DataObject, field: str) -> None:
         objective = data.draw(st.sampled_from([None, "dsm", 3]))
     elif field == "optimizer":
         kwargs["optimizer"] = data.draw(st.sampled_from(["adam", torch.optim.Adam, 1e-3]))
+    elif field == "progress_bar":
+        kwargs["progress_bar"] = data.draw(NOT_BOOL)
     else:
         kwargs[field] = data.draw(NOT_POSITIVE.filter(lambda v: v is not None) if field == "lr" else NOT_INT)
     rejects("training: fit", lambda: fit(energy, x, objective, **kwargs), field, "parameters")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs a fix in ebrl/training/objectives.py (another helper's file): an objective called directly "
-           "(outside fit, which validates data) does not check x: NaN x gives DivergenceError 'the model has "
-           "diverged' (CD, PCD, InfoNCE), a list gives AttributeError",
-)
-@pytest.mark.parametrize(
-    ("name", "x"),
-    [(name, torch.full((3, 2), math.nan)) for name in ("CD", "PCD", "InfoNCE")]
-    + [(name, [[0.0, 0.0]]) for name in ("CD", "PCD", "NCE", "InfoNCE")],
-    ids=["nan-CD", "nan-PCD", "nan-InfoNCE", "list-CD", "list-PCD", "list-NCE", "list-InfoNCE"],
-)
-def test_objectives_called_directly_reject_bad_x_naming_x(name: str, x: Any) -> None:
+def _objective(name: str) -> Any:
     box = UniformBox(-1.0, 1.0, dim=2)
-    objective: Any = {
-        "CD": CD(Langevin(n_steps=2)), "PCD": PCD(Langevin(n_steps=2), ReplayBuffer(4, (2,), generator=_gen())),
-        "NCE": NCE(box), "InfoNCE": InfoNCE(box, n_negatives=2),
-    }[name]
-    rejects(f"training: {name}.__call__", lambda: objective(ENERGIES["MLPEnergy"][0], x, generator=_gen()), "x")
+    return {
+        "CD": lambda: CD(Langevin(n_steps=2)),
+        "PCD": lambda: PCD(Langevin(n_steps=2), ReplayBuffer(4, (2,), generator=_gen())),
+        "DSM": lambda: DSM(sigma=0.1), "SSM": lambda: SSM(), "NCE": lambda: NCE(box),
+        "InfoNCE": lambda: InfoNCE(box, n_negatives=2),
+        "InfoNCE-SA": lambda: InfoNCE(UniformBox(-1.0, 1.0, dim=2), n_negatives=2),
+    }[name]()
+
+
+@pytest.mark.parametrize("name", ["CD", "PCD", "DSM", "SSM", "NCE", "InfoNCE", "InfoNCE-SA"])
+@FEW
+@given(data=st.data())
+def test_objectives_called_directly_reject_bad_x_naming_x(name: str, data: st.DataObject) -> None:
+    # Outside fit (which validates the whole dataset once) each objective checks its batch itself:
+    # NaN x is bad input (ValueError naming x), not a diverged model (DivergenceError).
+    energy, event = (SA_ENERGY, (5,)) if name == "InfoNCE-SA" else (ENERGIES["MLPEnergy"][0], (2,))
+    objective = _objective(name)
+    _, x = data.draw(bad_batch(event))
+    rejects(f"training: {name}.__call__", lambda: objective(energy, x, generator=_gen()), "x")
+
+
+@pytest.mark.parametrize("name", ["CD", "PCD", "DSM", "SSM", "NCE", "InfoNCE"])
+@pytest.mark.parametrize("energy", [None, 3, "mlp"], ids=["None", "int", "str"])
+def test_objectives_called_directly_reject_a_non_callable_energy(name: str, energy: Any) -> None:
+    rejects(f"training: {name}.__call__", lambda: _objective(name)(energy, torch.zeros(3, 2), generator=_gen()),
+            "energy")
 
 
 # ----------------------------------------------------------------------------------- boltzmann
@@ -905,13 +919,19 @@ FIT_FIELDS: dict[str, Any] = {
     "weight_decay": NOT_NONNEGATIVE,
     "lr_schedule": st.sampled_from(["step", None, 3]),
     "n_chains": NOT_INT.filter(lambda v: v is not None),
+    "soft": NOT_BOOL,
+    "shuffle": NOT_BOOL,
+    "progress_bar": NOT_BOOL,
+    "callback": st.sampled_from([3, "print", 1.5]),
 }
+FIT_ONLY = ("epochs", "batch_size", "lr_schedule", "shuffle", "progress_bar", "callback")
+"""``fit`` arguments that ``partial_fit`` does not take."""
 
 
 @SETTINGS
 @given(data=st.data(), partial=st.booleans())
 def test_boltzmann_fit_rejects_bad_hyperparameters(data: st.DataObject, partial: bool) -> None:
-    fields = sorted(k for k in FIT_FIELDS if not partial or k not in ("epochs", "batch_size", "lr_schedule"))
+    fields = sorted(k for k in FIT_FIELDS if not partial or k not in FIT_ONLY)
     field = data.draw(st.sampled_from(fields))
     bad = data.draw(FIT_FIELDS[field])
     model = _rbm()
@@ -1358,14 +1378,42 @@ def test_checkpoint_load_rejects_bad_files_naming_the_path(
             raise
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs a fix in ebrl/checkpoint.py (another helper's file): load_checkpoint(path) passes a non-path "
-           "straight to pathlib, whose TypeError does not name the argument 'path'",
+@pytest.mark.parametrize("path", [3.5, None, ["a.pt"], b"a.pt"], ids=["float", "None", "list", "bytes"])
+@pytest.mark.parametrize(
+    "fn", ["load_model", "load_checkpoint", "save_model", "save_training_state", "load_training_state",
+           "BernoulliRBM.save_training_state", "BernoulliRBM.load_training_state"]
 )
-@pytest.mark.parametrize("path", [3.5, None, ["a.pt"]], ids=["float", "None", "list"])
-def test_checkpoint_load_rejects_a_non_path_naming_path(path: Any) -> None:
-    rejects("checkpoint: load_model", lambda: load_model(path), "path")
+def test_checkpoint_functions_reject_a_non_path_naming_path(fn: str, path: Any) -> None:
+    energy = ENERGIES["MLPEnergy"][0]
+    opt = torch.optim.SGD(energy.parameters(), lr=0.1)  # never stepped
+    call: Callable[[], Any] = {
+        "load_model": lambda: load_model(path),
+        "load_checkpoint": lambda: load_checkpoint(path),
+        "save_model": lambda: save_model(energy, path),
+        "save_training_state": lambda: save_training_state(path, energy=energy, optimizer=opt, generator=_gen()),
+        "load_training_state": lambda: load_training_state(path, energy=energy, optimizer=opt, generator=_gen()),
+        "BernoulliRBM.save_training_state": lambda: _rbm().save_training_state(path, generator=_gen()),
+        "BernoulliRBM.load_training_state": lambda: _rbm().load_training_state(path, generator=_gen()),
+    }[fn]
+    rejects(f"checkpoint: {fn}", call, "path")
+
+
+@pytest.mark.parametrize("map_location", ["xpu9", "", "cuda:99", "meta", 3, ["cpu"]])
+def test_checkpoint_load_rejects_a_bad_map_location_before_reading_the_file(
+    map_location: Any, tmp_path: Path
+) -> None:
+    # The file is good: the error must name map_location, not call the file corrupt (CheckpointError).
+    path = tmp_path / "ok.pt"
+    save_model(ENERGIES["MLPEnergy"][0], path)
+    TRIED["checkpoint: load_checkpoint"] += 1
+    try:
+        with pytest.raises(CLEAN) as info:
+            load_checkpoint(path, map_location=map_location)
+        assert not isinstance(info.value, CheckpointError), info.value
+        assert _names(str(info.value), ("map_location",)), info.value
+    except BaseException:
+        VIOLATED["checkpoint: load_checkpoint"] += 1
+        raise
 
 
 # ------------------------------------------------------------------------------ devices (GPU)

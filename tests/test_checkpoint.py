@@ -122,6 +122,15 @@ def assert_unchanged(model: nn.Module, before: dict[str, torch.Tensor]) -> None:
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_bad_map_location_is_named_and_the_good_file_is_not_called_corrupt(saved):
+    path, model = saved
+    with pytest.raises(ValueError, match=r"map_location 'xpu9' is not a device") as info:
+        load_checkpoint(path, map_location="xpu9")
+    assert not isinstance(info.value, CheckpointError)
+    back = load_checkpoint(path, map_location=torch.device("cpu")).model  # a valid device still loads
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), model.state_dict().values(), strict=True))
+
+
 def test_missing_file_raises_file_not_found_naming_the_path(tmp_path):
     path = tmp_path / "nope.pt"
     with pytest.raises(FileNotFoundError, match=r"nope\.pt"):

@@ -1,6 +1,7 @@
 """``fit`` under ``torchrun``: two CPU processes (gloo) average their gradients, so one step equals
-single-process training on the union of their batches; the ranks stay in sync with stochastic
-objectives (DSM, CD with Langevin); only rank 0 writes TensorBoard.
+single-process training on the union of their batches, for an energy over x and for a
+``StateActionEnergy`` trained with InfoNCE (which looks through the DDP wrapper); the ranks stay in
+sync with stochastic objectives (DSM, CD with Langevin); only rank 0 writes TensorBoard.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from ebrl.energy import MLPEnergy
-from ebrl.training import fit
+from ebrl.energy import MLPEnergy, StateActionEnergy
+from ebrl.training import InfoNCE, fit
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo is unavailable"
@@ -42,6 +43,38 @@ def dataset() -> torch.Tensor:
     return torch.randn(N_ROWS, 2, generator=torch.Generator().manual_seed(1))
 
 
+OBS_DIM, ACT_DIM, N_NEGATIVES = 3, 2, 4
+
+
+class FixedActions:
+    """Deterministic counter-examples for InfoNCE: ``sample(n)`` repeats the same ``N_NEGATIVES`` actions, so
+    every row, on any rank, is scored against the same ones. (Random negatives are drawn per rank and could
+    not match a single process's draw.)"""
+
+    actions = torch.linspace(-1.0, 1.0, N_NEGATIVES * ACT_DIM).reshape(N_NEGATIVES, ACT_DIM)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.actions[torch.arange(n) % N_NEGATIVES]  # (n, A): row b*N + j is action j
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0])
+
+
+def initial_state_action_energy() -> StateActionEnergy:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return StateActionEnergy(OBS_DIM, ACT_DIM, (8,))
+
+
+def demonstrations() -> torch.Tensor:
+    """Rows ``[obs, act]``, ``(N_ROWS, O + A)``."""
+    return torch.randn(N_ROWS, OBS_DIM + ACT_DIM, generator=torch.Generator().manual_seed(2))
+
+
+def info_nce() -> InfoNCE:
+    return InfoNCE(FixedActions(), n_negatives=N_NEGATIVES)
+
+
 WORKER = textwrap.dedent(
     """
     import sys
@@ -49,7 +82,10 @@ WORKER = textwrap.dedent(
     import torch.distributed as dist
     from ebrl.samplers import Langevin
     from ebrl.training import CD, DSM, fit
-    from test_ddp import BATCH_PER_RANK, LR, dataset, initial_energy, square_energy_objective
+    from test_ddp import (
+        BATCH_PER_RANK, LR, dataset, demonstrations, info_nce, initial_energy, initial_state_action_energy,
+        square_energy_objective,
+    )
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
@@ -68,7 +104,17 @@ WORKER = textwrap.dedent(
         fit(energy, data, objective, epochs=2, batch_size=BATCH_PER_RANK, lr=1e-2,
             generator=torch.Generator().manual_seed(8))
     synced = [p.detach().clone() for p in energy.parameters()]
-    torch.save({"exact": exact, "synced": synced, "loss": hist.loss}, f"{out}/rank{rank}.pt")
+    sa = initial_state_action_energy()
+    if rank == 1:
+        with torch.no_grad():
+            for p in sa.parameters():
+                p.add_(1.0)
+    sa_opt = torch.optim.SGD(sa.parameters(), lr=LR)
+    sa_hist = fit(sa, demonstrations(), info_nce(), epochs=1, batch_size=BATCH_PER_RANK, optimizer=sa_opt,
+                  generator=torch.Generator().manual_seed(9))
+    sa_params = [p.detach().clone() for p in sa.parameters()]
+    torch.save({"exact": exact, "synced": synced, "loss": hist.loss, "sa": sa_params, "sa_loss": sa_hist.loss},
+               f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
     """
 )
@@ -99,6 +145,22 @@ def test_two_ranks_equal_single_process_training_on_the_union_batch(ranks):
         # Each rank logged the mean loss over both ranks: the union's loss, step by step.
         assert rank["loss"] == pytest.approx(hist.loss, rel=1e-5)
     assert not torch.equal(ranks[0]["exact"][0], initial_energy().net[0].weight)  # training moved the weights
+
+
+@pytest.mark.slow
+def test_two_ranks_train_a_state_action_energy_with_info_nce_like_one_process_on_the_union_batch(ranks):
+    # One step: 8 rows, 4 per rank; the single process takes all 8 in one batch.
+    energy = initial_state_action_energy()
+    opt = torch.optim.SGD(energy.parameters(), lr=LR)
+    hist = fit(energy, demonstrations(), info_nce(), epochs=1, batch_size=2 * BATCH_PER_RANK, optimizer=opt,
+               generator=torch.Generator().manual_seed(9), distributed=False)
+    assert hist.steps == 1
+    for rank in ranks:
+        assert len(rank["sa_loss"]) == 1
+        for got, want in zip(rank["sa"], energy.parameters(), strict=True):
+            torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=1e-6)
+        assert rank["sa_loss"] == pytest.approx(hist.loss, rel=1e-5)
+    assert not torch.equal(ranks[0]["sa"][0], initial_state_action_energy().obs_in.weight)  # the step moved it
 
 
 @pytest.mark.slow

@@ -6,11 +6,12 @@ learning rate and finishes with finite parameters, and gives up after ``max_reco
 trainer does the same per epoch; samplers raise on a gradient-only fault. Every test injects its
 faults deterministically (by call count), so none is statistical.
 
-Faults injected (for the README's reliability table), 22 in all: 5 kinds in raise mode (NaN energy
+Faults injected (for the README's reliability table), 23 in all: 5 kinds in raise mode (NaN energy
 on the data, NaN energy inside the sampler, NaN loss, inf gradient with a finite loss, exploding
 energy); 2 transient NaN faults recovered in one run; 4 faulty steps in the give-up test; 2
 divergences of a too-large SGD learning rate (steps 3 and 7 at lr 100, then 10); 1 fault each in
-the two snapshot tests; 3 sampler gradient faults (Langevin, HMC, MALA); 1 + 4 RBM faults.
+the two snapshot tests; 4 sampler gradient faults (Langevin, HMC with 2 and 1 leapfrog steps, MALA);
+1 + 4 RBM faults.
 """
 
 from __future__ import annotations
@@ -286,20 +287,49 @@ class NaNGradient(torch.autograd.Function):
     [
         Langevin(step_size=0.01, n_steps=10),
         HMC(step_size=0.01, n_leapfrog=2, n_steps=10),
-        pytest.param(
-            MALA(step_size=0.01, n_steps=10),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="MALA rejects a proposal whose gradient is NaN (log q(x|y) is NaN), so a gradient-only fault "
-                "freezes every chain silently instead of raising; the sentinel should include grad_y",
-            ),
-        ),
+        # One leapfrog step: the NaN gradient never reaches a position, only the final momentum, so only the
+        # gradient check in the sentinel can see it (the Metropolis step would reject it silently).
+        HMC(step_size=0.01, n_leapfrog=1, n_steps=10),
+        # MALA: a NaN gradient at the proposal makes log q(x|y) NaN, a rejection; the sentinel must see it.
+        MALA(step_size=0.01, n_steps=10),
     ],
-    ids=["langevin", "hmc", "mala"],
+    ids=["langevin", "hmc", "hmc-one-leapfrog", "mala"],
 )
 def test_sampler_with_a_nan_gradient_raises_divergence(sampler):
     with pytest.raises(DivergenceError, match=r"diverged at step \d+ of 10"):
         sampler(GradFaultAfter(4), torch.zeros(4, 2), generator=gen(11))
+
+
+class BarrierEnergy(torch.nn.Module):
+    """½‖x‖² - log((0.5 - x₀) · [x₀ < 0.5]): a log barrier, +inf past x₀ = 0.5, where its gradient is NaN (-∞ · 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crossings = 0  # states evaluated past the barrier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inside = x[:, 0] < 0.5
+        self.crossings += int((~inside).sum())
+        return 0.5 * x.square().sum(-1) - ((0.5 - x[:, 0]) * inside).log()
+
+
+@pytest.mark.parametrize(
+    # HMC with one leapfrog step: only the endpoint is evaluated. (A trajectory that passes through the +inf
+    # region carries the NaN gradient on to a NaN position, which is divergence.)
+    "sampler", [MALA(step_size=0.5, n_steps=30), HMC(step_size=0.5, n_leapfrog=1, n_steps=30)], ids=["mala", "hmc"]
+)
+def test_metropolis_samplers_reject_infinite_energy_proposals_whose_gradient_is_nan_without_raising(sampler):
+    # Past the barrier the energy is +inf and its gradient NaN: zero density, a legal rejection, not divergence
+    # (the gradient check in the divergence sentinel looks only at proposals of finite energy).
+    energy = BarrierEnergy()
+    past = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    e = energy(past)
+    (grad,) = torch.autograd.grad(e.sum(), past)
+    assert e.item() == math.inf and bool(grad.isnan().any())
+    energy.crossings = 0
+    trace = sampler.trace(energy, torch.zeros(64, 2), generator=gen(12))
+    assert energy.crossings > 0  # the samplers did propose states past the barrier
+    assert bool((trace.samples[:, 0] < 0.5).all())
 
 
 # --- RBMs -----------------------------------------------------------------------------------

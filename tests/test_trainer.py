@@ -220,6 +220,12 @@ def test_fit_shows_a_progress_bar(capsys):
     assert "loss=" in err
 
 
+def test_fit_requires_a_bool_progress_bar():
+    energy, data = small_problem()
+    with pytest.raises(TypeError, match="progress_bar must be a bool, got str"):
+        fit(energy, data, DSM(0.3), epochs=1, progress_bar="yes", generator=gen(13))
+
+
 def test_fit_writes_tensorboard_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -88,6 +88,12 @@ def _check_schedule(schedule: object) -> None:
     )
 
 
+def _check_bool(name: str, value: object) -> None:
+    """Require a real ``bool`` (not a truthy value such as ``"yes"`` or ``1``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
 def _progress_bar(total: int, desc: str) -> Any:
     try:
         from tqdm.auto import tqdm
@@ -145,6 +151,7 @@ class BoltzmannModel(Energy):
         Binary models require entries in {0, 1}, or in [0, 1] with ``soft=True``; Gaussian ones
         require finite values. Raises ``ValueError`` naming ``name``.
         """
+        _check_bool("soft", soft)
         values = self.visible_values
         if soft:
             if values != "binary":
@@ -240,6 +247,10 @@ class BoltzmannModel(Energy):
         data = self.as_data("X", X, soft=soft)
         persistent = self._check_fit_args(method, batch_size, learning_rate, k, momentum, weight_decay)
         check_int("epochs", epochs)
+        _check_bool("shuffle", shuffle)
+        _check_bool("progress_bar", progress_bar)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable(epoch, model) or None, got {type(callback).__name__}")
         _check_schedule(lr_schedule)
         n_chains = batch_size if n_chains is None else check_int("n_chains", n_chains)
         if not isinstance(resume, bool):
@@ -423,8 +434,8 @@ class BoltzmannModel(Energy):
         Everything is checked first (file, digest, class, parameter shapes, momentum shapes,
         generator device): on any ``CheckpointError`` neither the model nor the generator changes.
         """
+        payload = read_training_payload(path, model=self, generator=generator)  # checks path's type first
         path = Path(path)
-        payload = read_training_payload(path, model=self, generator=generator)
         saved = payload.get("train_state")
         shapes = {name: p.shape for name, p in self.named_parameters()}
         if saved is not None:

@@ -32,6 +32,10 @@ class HMC(Sampler):
     temperature only scales the momentum. The gradient at the current state is
     carried between iterations, so one iteration costs ``n_leapfrog`` gradient evaluations.
     With ``bounds`` the target is truncated to the box (endpoints outside are rejected).
+    Endpoints of energy +inf are rejected; NaN or -inf energies, or a NaN gradient on a
+    trajectory that ends at finite energy, raise ``DivergenceError`` (so does a trajectory that
+    crosses a region of +inf energy, whose gradient there is NaN or infinite: use ``bounds`` for
+    hard walls).
 
     Args:
         step_size: leapfrog ε > 0.
@@ -69,11 +73,15 @@ class HMC(Sampler):
             h_start = e + per_chain(p.square()) / (2 * m)  # (B,)
             q, g = x, grad
             p = p - 0.5 * eps * g  # half step in momentum
+            grad_nan = torch.zeros(x.shape[0], device=x.device, dtype=torch.bool)  # (B,)
             for k in range(self.n_leapfrog):
                 q = q + (eps / m) * p  # full step in position
                 e_q, total_q, g = energy_and_grad(fn, q)
+                grad_nan = grad_nan | g.isnan().flatten(1).any(1)  # (B, *event) -> (B,)
                 p = p - (eps if k < self.n_leapfrog - 1 else 0.5 * eps) * g
-            sentinels.append(total_q)
+            # A NaN gradient on a trajectory that ends at finite energy is divergence too (it would make h_end NaN,
+            # a silent rejection): it turns the sentinel NaN. Free: no synchronisation.
+            sentinels.append(torch.where((grad_nan & (e_q != math.inf)).any(), math.nan, total_q))
             h_end = e_q + per_chain(p.square()) / (2 * m)
             log_unif = torch.rand(x.shape[0], generator=gen, device=x.device, dtype=x.dtype).log()
             accept = log_unif < (h_start - h_end) / temp  # NaN rejects

@@ -154,8 +154,8 @@ class MALA(Sampler):
 
     so the chain leaves exp(-E/T) exactly invariant at any step size. With ``bounds`` the target
     is truncated to the box: proposals outside it are rejected (clamping or reflecting would
-    break detailed balance). Proposals with energy +inf are rejected; NaN or -inf raise
-    ``DivergenceError``.
+    break detailed balance). Proposals with energy +inf are rejected; NaN or -inf, or a NaN
+    gradient at a proposal of finite energy, raise ``DivergenceError``.
 
     Args:
         step_size: ε > 0.
@@ -186,7 +186,11 @@ class MALA(Sampler):
             noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
             y = x - eps * grad + math.sqrt(2 * eps * temp) * noise
             e_y, total_y, grad_y = energy_and_grad(fn, y)
-            sentinels.append(total_y)
+            # A NaN gradient at a proposal of finite energy is divergence too (it would make log_alpha NaN, a
+            # silent rejection): it turns the sentinel NaN. Gradients at +inf proposals, which are rejected, are not
+            # looked at. Free: no synchronisation.
+            grad_nan = grad_y.isnan().flatten(1).any(1) & (e_y != math.inf)  # (B, *event) -> (B,)
+            sentinels.append(torch.where(grad_nan.any(), math.nan, total_y))
             log_q_fwd = -0.5 * per_chain(noise.square())  # log q(y|x) + const: (B,)
             log_q_bwd = -per_chain((x - y + eps * grad_y).square()) / (4 * eps * temp)  # log q(x|y)
             log_alpha = (e - e_y) / temp + log_q_bwd - log_q_fwd  # (B,)
@@ -204,7 +208,8 @@ class MALA(Sampler):
                 energies.append(e)
         raise_if_diverged(
             "MALA", sentinels, n_steps=self.n_steps, final=None, allow_pos_inf=True,
-            hint=f"The energy returned NaN or -inf at a proposal; check the energy or lower step_size (now {eps}).",
+            hint=f"The energy (NaN or -inf) or its gradient (NaN) failed at a proposal; check the energy or lower "
+            f"step_size (now {eps}).",
         )
         accepted = n_accepted / self.n_steps if record else None
         return x, energies, accepted

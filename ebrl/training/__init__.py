@@ -6,8 +6,13 @@ Example::
     buffer = ReplayBuffer(10_000, (2,), low=-4, high=4, generator=g)
     objective = PCD(Langevin(step_size=1e-2, n_steps=20), buffer, l2=0.1)
     history = fit(MLPEnergy(2), data, objective, epochs=50, generator=g, progress_bar=True)
+
+To continue a run in another process, ``save_training_state`` / ``load_training_state`` (from
+``ebrl.checkpoint``, re-exported here) store and restore the energy, the optimizer, the
+generator, PCD's replay buffer and the history.
 """
 
+from ebrl.checkpoint import load_training_state, save_training_state
 from ebrl.training.metrics import median_bandwidth, squared_mmd
 from ebrl.training.objectives import CD, DSM, NCE, PCD, SSM, InfoNCE, Objective
 from ebrl.training.trainer import TrainHistory, fit
@@ -22,6 +27,8 @@ __all__ = [
     "Objective",
     "TrainHistory",
     "fit",
+    "load_training_state",
     "median_bandwidth",
+    "save_training_state",
     "squared_mmd",
 ]

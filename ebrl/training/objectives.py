@@ -10,6 +10,14 @@ energy's parameters; ``metrics`` are detached scalars for logging. Objectives ev
 energy through ``ebrl.energy.unchecked`` and check its output themselves: a non-finite energy
 during training raises ``DivergenceError`` (the trainer adds the step), not ``ValueError``.
 
+Every call checks its arguments, so an objective called directly (outside ``fit``) rejects bad
+input by name: ``energy`` must be callable and ``x`` a floating-point tensor ``(B, *event)``
+with values (both free: no device synchronisation), and a non-finite ``x`` raises
+``ValueError`` naming ``x``. That finiteness check costs no extra synchronisation per training
+step: it is read in the same host synchronisation as the finiteness of the data batch's
+energies, which the objective makes anyway (DSM and SSM leave it to the score-matching losses,
+which check ``x`` themselves).
+
 An objective that carries state across calls (``PCD``'s replay buffer) exposes it through
 ``state_dict()`` and ``load_state_dict(state)``: ``fit`` rolls it back with the model when it
 recovers from a divergence, and ``ebrl.checkpoint.save_training_state`` stores it.
@@ -26,12 +34,15 @@ from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ebrl._checks import (
     DivergenceError,
     check_energy_output,
+    check_finite,
     check_int,
     check_positive,
+    check_tensor,
     resolve_generator,
 )
 from ebrl.energy.analytic import Distribution
@@ -58,30 +69,59 @@ class Objective(Protocol):
     ) -> tuple[Tensor, Metrics]: ...
 
 
-def _raise_if_not_finite(e: Tensor, what: str) -> None:
-    """One host synchronisation per call; used once or twice per training step."""
-    if not bool(torch.isfinite(e).all()):
-        raise DivergenceError(
-            f"the energy is not finite (NaN or inf) on the {what}; the model has diverged "
-            f"(lower the learning rate, or add the l2 regulariser / spectral norm)"
-        )
+def _check_call(energy: object, x: object) -> Tensor:
+    """Require a callable ``energy`` and ``x``, a floating-point tensor ``(B, *event)`` with values. Free: no sync.
+
+    ``x``'s finiteness is checked later, in the synchronisation of ``_raise_if_not_finite(..., x=x)``.
+    """
+    if not callable(energy):
+        raise TypeError(f"energy must be callable (an Energy or a function), got {type(energy).__name__}")
+    return check_tensor("x", x, min_dim=2)
 
 
-def _energy(energy: nn.Module, x: Tensor, *, objective: str, what: str) -> Tensor:
-    """E(x) ``(B,)`` for an energy over x, shape-checked; ``DivergenceError`` if non-finite."""
-    if isinstance(energy, StateActionEnergy):
+def _bare(energy: object) -> object:
+    """The module inside a ``DistributedDataParallel`` wrapper (``fit`` adds one under torchrun), else ``energy``.
+
+    Used to recognise the energy's type; the wrapper itself is what gets called, so DDP's hooks run.
+    """
+    return energy.module if isinstance(energy, DistributedDataParallel) else energy
+
+
+def _raise_if_not_finite(e: Tensor, what: str, *, x: Tensor | None = None) -> None:
+    """``DivergenceError`` if ``e`` is not finite; with ``x`` (the caller's batch), ``ValueError`` naming ``x``
+    first if it is not finite. One host synchronisation per call; used once or twice per training step."""
+    ok = torch.isfinite(e).all()
+    if x is not None:
+        ok = ok & torch.isfinite(x).all().to(ok.device)
+    if bool(ok):
+        return
+    if x is not None:
+        check_finite("x", x)  # bad input, not divergence (raises; the failure path may synchronise again)
+    raise DivergenceError(
+        f"the energy is not finite (NaN or inf) on the {what}; the model has diverged "
+        f"(lower the learning rate, or add the l2 regulariser / spectral norm)"
+    )
+
+
+def _energy(energy: nn.Module, x: Tensor, *, objective: str, what: str, is_input: bool = False) -> Tensor:
+    """E(x) ``(B,)`` for an energy over x, shape-checked; ``DivergenceError`` if non-finite.
+
+    With ``is_input`` (``x`` is the batch given to the objective), a non-finite ``x`` raises ``ValueError``
+    naming ``x``, found in the same synchronisation.
+    """
+    if isinstance(_bare(energy), StateActionEnergy):
         raise TypeError(
             f"{objective} needs an energy over x, (B, *event) -> (B,); train a StateActionEnergy with InfoNCE"
         )
     e = unchecked(energy, x)(x)  # checks x's shape against the energy (free), then calls forward
-    check_energy_output(e, x.shape[:1], who=type(energy).__name__, input_shape=x.shape)
-    _raise_if_not_finite(e, what)
+    check_energy_output(e, x.shape[:1], who=type(_bare(energy)).__name__, input_shape=x.shape)
+    _raise_if_not_finite(e, what, x=x if is_input else None)
     return e
 
 
 def _score_fn(energy: nn.Module, x: Tensor, *, objective: str):
     """The energy as a function for the score-matching losses (NaN reaches the loss, unmasked)."""
-    if isinstance(energy, StateActionEnergy):
+    if isinstance(_bare(energy), StateActionEnergy):
         raise TypeError(
             f"{objective} needs an energy over x, (B, *event) -> (B,); train a StateActionEnergy with InfoNCE"
         )
@@ -93,7 +133,8 @@ def _draw(noise: Distribution, n: int, shape: tuple[int, ...], gen: torch.Genera
     y = noise.sample(n, generator=gen)
     if tuple(y.shape) != (n, *shape):
         raise ValueError(
-            f"{who}: noise.sample({n}) returned shape {tuple(y.shape)}; expected {(n, *shape)} to match the data"
+            f"{who}: noise.sample({n}) returned shape {tuple(y.shape)}; expected {(n, *shape)} to match the "
+            f"event shape {shape} of x (the data batch)"
         )
     return y
 
@@ -147,8 +188,9 @@ class CD:
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Metrics]:
+        x = _check_call(energy, x)
         gen = resolve_generator(generator, x.device)
-        e_pos = _energy(energy, x, objective="CD", what="data batch")  # (B,)
+        e_pos = _energy(energy, x, objective="CD", what="data batch", is_input=True)  # (B,)
         if self.init == "data":
             x0 = x
         else:
@@ -193,19 +235,20 @@ class PCD:
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Metrics]:
+        x = _check_call(energy, x)
         buf = self.buffer
         if tuple(x.shape[1:]) != buf.event_shape:
             raise ValueError(
-                f"PCD: the data batch has shape {tuple(x.shape)} but the replay buffer holds states of "
+                f"PCD: x (the data batch) has shape {tuple(x.shape)} but the replay buffer holds states of "
                 f"shape {buf.event_shape}; expected (B, {', '.join(map(str, buf.event_shape))})"
             )
         if buf.device.type != x.device.type:
             raise ValueError(
-                f"PCD: the replay buffer is on '{buf.device}' but the data is on '{x.device}'; "
+                f"PCD: the replay buffer is on '{buf.device}' but x (the data batch) is on '{x.device}'; "
                 f"create the ReplayBuffer with device='{x.device}'"
             )
         gen = resolve_generator(generator, x.device)
-        e_pos = _energy(energy, x, objective="PCD", what="data batch")  # (B,)
+        e_pos = _energy(energy, x, objective="PCD", what="data batch", is_input=True)  # (B,)
         x0, idx = buf.sample(x.shape[0], generator=gen)  # (B, *event), (B,)
         x_neg = self.sampler(energy, x0.to(x.device, x.dtype), generator=gen).detach()  # (B, *event)
         buf.update(idx, x_neg)
@@ -242,7 +285,7 @@ class DSM:
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Metrics]:
-        fn = _score_fn(energy, x, objective="DSM")
+        fn = _score_fn(energy, _check_call(energy, x), objective="DSM")  # the loss checks x's values
         return denoising_score_matching(fn, x, sigma=self.sigma, generator=generator), {}
 
 
@@ -266,7 +309,7 @@ class SSM:
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Metrics]:
-        fn = _score_fn(energy, x, objective="SSM")
+        fn = _score_fn(energy, _check_call(energy, x), objective="SSM")  # the loss checks x's values
         loss = sliced_score_matching(
             fn, x, n_projections=self.n_projections, variance_reduction=self.variance_reduction, generator=generator
         )
@@ -297,6 +340,7 @@ class NCE:
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Metrics]:
+        x = _check_call(energy, x)
         gen = resolve_generator(generator, x.device)
         y = _draw(self.noise, self.ratio * x.shape[0], tuple(x.shape[1:]), gen, who="NCE")  # (M, *event)
         with torch.no_grad():
@@ -308,7 +352,7 @@ class NCE:
                 f"NCE: the noise density is zero at {n_outside} of {x.shape[0]} data points; "
                 f"NCE needs noise that covers the data (e.g. a wider UniformBox or a Gaussian)"
             )
-        e_x = _energy(energy, x, objective="NCE", what="data batch")  # (B,)
+        e_x = _energy(energy, x, objective="NCE", what="data batch", is_input=True)  # (B,)
         e_y = _energy(energy, y, objective="NCE", what="noise samples")  # (M,)
         loss = nce(e_x, e_y, log_q_x, log_q_y)
         return loss, {"e_data": e_x.detach().mean(), "e_noise": e_y.detach().mean()}
@@ -322,7 +366,10 @@ class InfoNCE:
     ``noise`` are its counter-examples. For a ``StateActionEnergy`` (IBC), each data row is the
     concatenation ``[obs (O), act (A)]``: the counter-examples are actions drawn from ``noise``
     (a distribution over actions, e.g. ``UniformBox`` on the action bounds) and scored at the
-    same state. With uniform noise the optimum is E(x) = -log p(x) + const (per state).
+    same state. With uniform noise the optimum is E(x) = -log p(x) + const (per state). Under
+    ``fit`` with torch.distributed the energy arrives wrapped in ``DistributedDataParallel``:
+    ``InfoNCE`` looks through the wrapper to recognise a ``StateActionEnergy`` and calls the
+    wrapper, so DDP averages the gradients.
 
     Args:
         noise: the ``Distribution`` of counter-examples (over x, or over actions).
@@ -342,25 +389,29 @@ class InfoNCE:
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Metrics]:
+        x = _check_call(energy, x)
         gen = resolve_generator(generator, x.device)
         b, n = x.shape[0], self.n_negatives
-        if isinstance(energy, StateActionEnergy):
-            o, a = energy.obs_dim, energy.act_dim
+        bare = _bare(energy)
+        if isinstance(bare, StateActionEnergy):
+            o, a = bare.obs_dim, bare.act_dim
             if x.dim() != 2 or x.shape[1] != o + a:
                 raise ValueError(
-                    f"InfoNCE with a StateActionEnergy expects rows [obs, act] of shape (B, {o} + {a}), "
+                    f"InfoNCE with a StateActionEnergy expects x of rows [obs, act], shape (B, {o} + {a}), "
                     f"got {tuple(x.shape)}"
                 )
             obs, act = x[:, :o], x[:, o:]  # (B, O), (B, A)
             neg = _draw(self.noise, b * n, (a,), gen, who="InfoNCE").to(x.device, x.dtype)  # (B*N, A)
             candidates = torch.cat([act.unsqueeze(1), neg.reshape(b, n, a)], dim=1)  # (B, 1+N, A)
-            e = energy.forward(obs, candidates)  # (B, 1+N)
+            # A bare energy: forward, unchecked (checked below). A DDP wrapper: called, so its hooks run.
+            score = energy.forward if energy is bare else energy
+            e = score(obs, candidates)  # (B, 1+N)
             check_energy_output(e, (b, n + 1), who="StateActionEnergy", input_shape=candidates.shape)
-            _raise_if_not_finite(e, "positives and counter-examples")
+            _raise_if_not_finite(e, "positives and counter-examples", x=x)
         else:
             event = tuple(x.shape[1:])
             neg = _draw(self.noise, b * n, event, gen, who="InfoNCE").to(x.device, x.dtype)  # (B*N, *event)
-            e_pos = _energy(energy, x, objective="InfoNCE", what="positives")  # (B,)
+            e_pos = _energy(energy, x, objective="InfoNCE", what="positives", is_input=True)  # (B,)
             e_neg = _energy(energy, neg, objective="InfoNCE", what="counter-examples").reshape(b, n)  # (B*N,) -> (B, N)
             e = torch.cat([e_pos.unsqueeze(1), e_neg], dim=1)  # (B, 1+N)
         loss = info_nce(e[:, 0], e[:, 1:], temperature=self.temperature)

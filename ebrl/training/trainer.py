@@ -369,7 +369,8 @@ def fit(
 
     - wraps the energy in ``DistributedDataParallel``, which broadcasts rank 0's parameters
       and averages the gradients in ``backward`` (the objectives call a non-``Energy`` module
-      through ``__call__``, so DDP's hooks run);
+      through ``__call__``, so DDP's hooks run; ``InfoNCE`` looks through the wrapper to
+      recognise a ``StateActionEnergy``);
     - draws the shared permutation, drops its last ``N mod W`` rows (different ones each
       epoch) so that every shard is equally long, and gives rank r the shard
       ``order[r::W]``: ``batch_size`` is per rank, so a step sees ``W * batch_size`` rows and
@@ -426,6 +427,8 @@ def fit(
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
     log_interval = check_int("log_interval", log_interval)
+    if not isinstance(progress_bar, bool):
+        raise TypeError(f"progress_bar must be a bool, got {type(progress_bar).__name__}")
     if on_divergence not in ("raise", "recover"):
         raise ValueError(f"on_divergence must be 'raise' or 'recover', got {on_divergence!r}")
     max_recoveries = check_int("max_recoveries", max_recoveries)
@@ -461,11 +464,6 @@ def fit(
         rank, world_size = world
         if isinstance(energy, DistributedDataParallel):
             raise TypeError("pass the bare energy to fit: under torch.distributed it wraps it in DDP itself")
-        if isinstance(energy, StateActionEnergy):
-            raise TypeError(
-                "fit under torch.distributed needs an energy over x: InfoNCE recognises a StateActionEnergy "
-                "by its type, which DistributedDataParallel hides"
-            )
         if n < world_size:
             raise ValueError(f"data has {n} rows, fewer than the {world_size} ranks; every rank needs at least one")
         model = DistributedDataParallel(energy, device_ids=[device] if device.type == "cuda" else None)
