@@ -158,7 +158,10 @@ def main(args: Args) -> list[dict[str, Any]]:
     rows = []
     for seed in args.seeds:
         prior = fit_prior(args, seed)
-        rows += [run(algo, variant, seed, prior, args) for algo in args.algos for variant in args.variants]
+        for algo in args.algos:
+            for variant in args.variants:
+                rows.append(run(algo, variant, seed, prior, args))
+                print(rows[-1], flush=True)
     plot(rows, str(out_dir / "priors.png"), args.total_timesteps)
     write_table(
         out_dir, "priors", rows,
@@ -175,5 +178,4 @@ def main(args: Args) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    for row in main(parse_args(Args, description=__doc__.splitlines()[0])):
-        print(row)
+    main(parse_args(Args, description=__doc__.splitlines()[0]))
