@@ -102,6 +102,7 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
         "late_collapse": solved_at is not None and final < threshold,
         "steps": model.num_timesteps,
     }
+    print(row, flush=True)
     return row, curve
 
 
@@ -163,5 +164,4 @@ def main(args: Args) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    for row in main(parse_args(Args, description=__doc__.splitlines()[0])):
-        print(row)
+    main(parse_args(Args, description=__doc__.splitlines()[0]))
