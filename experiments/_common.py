@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 
 import torch
 
-RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
-"""``results/`` at the repository root."""
+RESULTS_ROOT = Path(os.environ.get("EBRL_RESULTS_ROOT") or Path(__file__).resolve().parent.parent / "results")
+"""``results/`` at the repository root, or ``$EBRL_RESULTS_ROOT`` (``experiments.all --quick`` points its
+smoke runs at ``results/quick/``, so they never overwrite full results)."""
 
 T = TypeVar("T")
 

@@ -7,6 +7,9 @@ experiment, the setting and the baseline (the first line of the script's docstri
 Markdown table the script wrote (each carries its configuration, seeds, versions and device) and
 its plots. The run log (script, exit status, seconds) goes to ``results/all/``.
 
+``--quick`` runs write everything under ``results/quick/`` instead (the scripts' tables, the run
+log, and ``results/quick/RESULTS.md``), so a smoke run never overwrites a full result.
+
 Run: ``python -m experiments.all --quick`` (reduced budgets; within 20 minutes on 2 CPU cores),
 ``python -m experiments.all`` (full budgets: hours), or ``python -m experiments.all --no-run``
 (only rebuild ``RESULTS.md`` from the results already on disk).
@@ -29,6 +32,9 @@ from experiments._common import RESULTS_ROOT, environment_info, parse_args, resu
 ROOT = Path(__file__).resolve().parent.parent
 SKIP = {"all", "sweep"}
 """Modules of ``experiments/`` that are not experiments."""
+
+NOT_EXPERIMENTS = {"all", "quick"}
+"""Folders of ``results/`` that hold no experiment's tables: the run log and the smoke runs."""
 
 
 @dataclass
@@ -54,12 +60,13 @@ def setting(name: str, folder: Path = ROOT / "experiments") -> str:
     return doc.splitlines()[0] if doc else "(the script has no docstring)"
 
 
-def run_experiment(name: str, *, quick: bool) -> dict[str, object]:
-    """Run one experiment in its own process; return its log row (its output is passed through)."""
+def run_experiment(name: str, *, quick: bool, results_root: Path = RESULTS_ROOT) -> dict[str, object]:
+    """Run one experiment in its own process, writing under ``results_root``; return its log row."""
     cmd = [sys.executable, "-m", f"experiments.{name}", *(["--quick"] if quick else [])]
     print(f"$ {' '.join(cmd[1:])}", flush=True)
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, check=False)
+    env = {**os.environ, "EBRL_RESULTS_ROOT": str(results_root)}
+    done = subprocess.run(cmd, cwd=ROOT, check=False, env=env)
     seconds = time.perf_counter() - start
     status = "ok" if done.returncode == 0 else f"failed (exit status {done.returncode})"
     print(f"  {name}: {status} in {seconds:.0f} s", flush=True)
@@ -73,7 +80,9 @@ def _demote(markdown: str, levels: int) -> str:
 
 def build_results(results_root: Path = RESULTS_ROOT, out: Path = ROOT / "RESULTS.md") -> Path:
     """Write ``out`` from the ``*.md`` tables and ``*.png`` plots under ``results_root/<name>/``."""
-    names = sorted(p.name for p in results_root.iterdir() if p.is_dir() and p.name != "all" and any(p.glob("*.md")))
+    names = sorted(
+        p.name for p in results_root.iterdir() if p.is_dir() and p.name not in NOT_EXPERIMENTS and any(p.glob("*.md"))
+    )
     if not names:
         raise ValueError(f"no results to gather: {results_root} has no <experiment>/*.md tables")
     rel = Path(os.path.relpath(results_root, out.parent))  # image links relative to the page
@@ -110,15 +119,16 @@ def main(args: Args) -> Path:
     unknown = sorted(set(args.only) - set(names))
     if unknown:
         raise ValueError(f"--only: unknown experiments {unknown}; expected some of {names}")
+    root = RESULTS_ROOT / "quick" if args.quick else RESULTS_ROOT
     if args.run:
-        rows = [run_experiment(name, quick=args.quick) for name in (args.only or names)]
+        rows = [run_experiment(name, quick=args.quick, results_root=root) for name in (args.only or names)]
         write_table(
-            results_dir("all"), "runs", rows,
-            title="Run log of the last `python -m experiments.all`",
+            results_dir("all", root=root), "runs", rows,
+            title="Run log of the last `python -m experiments.all" + (" --quick`" if args.quick else "`"),
             info=environment_info(),
             notes=(f"Total: {sum(float(r['seconds']) for r in rows) / 60:.1f} minutes.",),
         )
-    out = build_results()
+    out = build_results(root, ROOT / "RESULTS.md" if root == RESULTS_ROOT else root / "RESULTS.md")
     print(f"Wrote {out}")
     return out
 

@@ -231,11 +231,27 @@ def test_results_page_from_the_repository_names_each_experiments_setting(tmp_pat
     if not RESULTS_ROOT.is_dir():
         pytest.skip("no results/ in this checkout")
     page = build_results(RESULTS_ROOT, tmp_path / "RESULTS.md").read_text()
-    present = [p.name for p in RESULTS_ROOT.iterdir() if p.is_dir() and p.name != "all" and any(p.glob("*.md"))]
+    present = [p.name for p in RESULTS_ROOT.iterdir() if p.is_dir() and p.name not in ("all", "quick")
+               and any(p.glob("*.md"))]
     for name in present:
         assert f"## {name}\n" in page
         if name in experiment_names():
             assert setting(name) in page and not setting(name).startswith("(")
+
+
+@pytest.mark.slow
+def test_quick_runs_write_under_results_quick_and_never_touch_full_results(tmp_path, monkeypatch):
+    import experiments.all as runner
+
+    full = tmp_path / "results"
+    (full / "bench_policy").mkdir(parents=True)
+    (full / "bench_policy" / "bench_policy.md").write_text("# the full result\n")
+    monkeypatch.setattr(runner, "RESULTS_ROOT", full)
+    page = runner.main(runner.Args(quick=True, only=("bench_policy",)))
+    assert page == full / "quick" / "RESULTS.md"
+    assert (full / "bench_policy" / "bench_policy.md").read_text() == "# the full result\n"
+    assert any((full / "quick" / "bench_policy").glob("*.md")) and (full / "quick" / "all" / "runs.md").is_file()
+    assert "quick: True" in page.read_text() and "| bench_policy | True | ok |" in page.read_text()
 
 
 def test_all_rejects_an_unknown_experiment_name():
