@@ -150,17 +150,26 @@ def main(args: Args) -> list[dict[str, Any]]:
     if args.quick:
         args = replace(args, **QUICK)
     out_dir = results_dir("ibc_particle")
-    rows = []
-    for dim in args.dims:
-        for seed in args.seeds:
+    rows: list[dict[str, Any]] = []
+    summary: list[dict[str, Any]] = []
+    for seed in args.seeds:  # seeds outermost: a run cut short still has every dimension of the first seeds
+        for dim in args.dims:
             rows += run(dim, seed, args)
             print(", ".join(f"{r['method']} {r['success']:.2f}" for r in rows[-4:]), f"({dim}-D, seed {seed})",
                   flush=True)
+            summary = write_results(rows, args, out_dir)
+    return rows + summary
+
+
+def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Any) -> list[dict[str, Any]]:
+    """Write the table and plot of the runs so far (after every run); return the per-dimension means."""
+    done = sorted({(r["dim"], r["seed"]) for r in rows})
     summary = []
-    for dim in args.dims:
+    for dim in sorted({d for d, _ in done}):
         for method in ("IBC-DFO", "IBC-Langevin", "MSE-BC", "expert"):
             vals = [r["success"] for r in rows if r["dim"] == dim and r["method"] == method]
-            summary.append({"dim": dim, "seed": "mean", "method": method, "success": float(np.mean(vals))})
+            summary.append({"dim": dim, "seed": f"mean of {len(vals)}", "method": method,
+                            "success": float(np.mean(vals))})
     plot(summary, str(out_dir / "ibc_particle.png"))
     write_table(
         out_dir, "ibc_particle", rows + summary,
@@ -169,13 +178,13 @@ def main(args: Args) -> list[dict[str, Any]]:
         info=environment_info(packages=("stable-baselines3", "gymnasium")),
         notes=(
             "Success = reaching goal 2 after goal 1 without entering the obstacle, over n_eval_episodes "
-            "episodes. Paper (2-D): Langevin 96%, MSE 5%." + (" QUICK SMOKE RUN: figures meaningless." if args.quick
-                                                              else ""),
+            "episodes. Paper (2-D): Langevin 96%, MSE 5%."
+            + (" QUICK SMOKE RUN: figures meaningless." if args.quick else "")
+            + f" Runs completed: {len(done)} of {len(args.dims) * len(args.seeds)} (dim, seed) pairs.",
         ),
     )
-    return rows + summary
+    return summary
 
 
 if __name__ == "__main__":
-    for row in main(parse_args(Args, description=__doc__.splitlines()[0])):
-        print(row)
+    main(parse_args(Args, description=__doc__.splitlines()[0]))
