@@ -39,6 +39,9 @@ ALGOS = {"sql": "SoftQ", "softdqn": "SoftDQN", "ibc": "IBC"}
 SCRIPTED_EXPERTS = ("ebrl/Particle-v0",)
 """Environments whose scripted expert ``ebrl train --algo ibc`` uses when no ``--demos`` file is given."""
 
+SCRIPTED_EXPERT_NOISE = 0.05
+"""Std of the noise on the executed expert set-points (DART; the labels stay clean), as in experiments.ibc_particle."""
+
 BENCHMARKS = ("bench_samplers", "bench_policy")
 """The benchmark scripts ``ebrl bench`` runs, from ``experiments/``."""
 
@@ -300,8 +303,11 @@ def _demonstrations(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"--n-demos: expected a positive number of expert episodes, got {args.n_demos}")
     from envs.particle import collect_demonstrations
 
-    obs, act, expert = collect_demonstrations(_make_env(args.env).unwrapped, args.n_demos, seed=args.seed)
-    print(f"Collected {args.n_demos} scripted-expert episodes ({len(obs)} steps, expert success {expert:.0%})")
+    obs, act, expert = collect_demonstrations(
+        _make_env(args.env).unwrapped, args.n_demos, seed=args.seed, execution_noise=SCRIPTED_EXPERT_NOISE
+    )
+    print(f"Collected {args.n_demos} scripted-expert episodes ({len(obs)} steps, expert success {expert:.0%} "
+          f"with execution noise {SCRIPTED_EXPERT_NOISE})")
     return obs, act
 
 
