@@ -138,29 +138,36 @@ def main(args: Args) -> list[dict[str, Any]]:
     if unknown:
         raise ValueError(f"env_ids must be among {sorted(ZOO)}, got {unknown}")
     out_dir = results_dir("classic_discrete")
-    rows, curves = [], []
+    rows: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
     for env_id in args.env_ids:
         for seed in args.seeds:
             for algo in ("DQN", "SoftDQN"):
                 row, curve = run(algo, env_id, seed, args)
                 rows.append(row)
                 curves += curve
-    plot(curves, args.env_ids, str(out_dir / "classic_discrete.png"))
+                write_results(rows, curves, args, out_dir)  # after every run: a run cut short keeps what it did
+    return rows
+
+
+def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, out_dir: Any) -> None:
+    """Write the plot, the curves and the summary table of the runs so far."""
+    env_ids = tuple(e for e in args.env_ids if any(r["env"] == e for r in rows))
+    plot(curves, env_ids, str(out_dir / "classic_discrete.png"))
     write_table(out_dir, "curves", curves, title="CartPole-v1 / Acrobot-v1 learning curves")
-    solved = {
-        (env_id, algo): sum(r["solved_at_end"] for r in rows if (r["env"], r["algo"]) == (env_id, algo))
-        for env_id in args.env_ids
-        for algo in ("DQN", "SoftDQN")
-    }
+    notes = []
+    for env_id in env_ids:
+        for algo in ("DQN", "SoftDQN"):
+            mine = [r for r in rows if (r["env"], r["algo"]) == (env_id, algo)]
+            notes.append(f"{env_id} {algo}: solved at the end in {sum(r['solved_at_end'] for r in mine)} of "
+                         f"{len(mine)} seeds run, late collapse in {sum(r['late_collapse'] for r in mine)}.")
     write_table(
         out_dir, "classic_discrete", rows,
         title="SoftDQN against DQN (rl-zoo3 hyperparameters)",
         config=args,
         info=environment_info(packages=("stable-baselines3", "gymnasium")),
-        notes=tuple(f"{env_id} {algo}: solved at the end in {n} of {len(args.seeds)} seeds."
-                    for (env_id, algo), n in solved.items()),
+        notes=tuple(notes),
     )
-    return rows
 
 
 if __name__ == "__main__":
