@@ -19,6 +19,7 @@ Run: ``python -m experiments.classic_discrete`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -150,7 +151,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     return rows
 
 
-def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, out_dir: Any) -> None:
+def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, out_dir: Path) -> None:
     """Write the plot, the curves and the summary table of the runs so far."""
     env_ids = tuple(e for e in args.env_ids if any(r["env"] == e for r in rows))
     plot(curves, env_ids, str(out_dir / "classic_discrete.png"))

@@ -16,6 +16,7 @@ Run: ``python -m experiments.ibc_particle`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -161,7 +162,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     return rows + summary
 
 
-def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Any) -> list[dict[str, Any]]:
+def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list[dict[str, Any]]:
     """Write the table and plot of the runs so far (after every run); return the per-dimension means."""
     done = sorted({(r["dim"], r["seed"]) for r in rows})
     summary = []
