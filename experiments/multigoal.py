@@ -140,17 +140,21 @@ def main(args: Args) -> list[dict[str, Any]]:
                 })
                 if seed == args.seeds[0]:
                     first_seed[(algo, policy)] = eps
-    plot(first_seed, str(out_dir / "multigoal.png"))
-    write_table(
-        out_dir, "multigoal", rows,
-        title="MultiGoal-v0: distinct goals reached (of 4) from the origin",
-        config=args,
-        info=environment_info(packages=("stable-baselines3", "gymnasium")),
-        notes=(
-            "Distinct goals reached over n_eval_episodes episodes started exactly at the origin; "
-            "stochastic = deterministic=False (the paper's measure).",
-        ),
-    )
+        done = ", ".join(f"{r['algo']} {r['policy']} {r['goals_reached']}/4" for r in rows[-4:])
+        print(f"seed {seed}: {done}", flush=True)
+        # written after every seed, so a run cut short keeps the seeds it finished
+        plot(first_seed, str(out_dir / "multigoal.png"))
+        write_table(
+            out_dir, "multigoal", rows,
+            title="MultiGoal-v0: distinct goals reached (of 4) from the origin",
+            config=args,
+            info=environment_info(packages=("stable-baselines3", "gymnasium")),
+            notes=(
+                "Distinct goals reached over n_eval_episodes episodes started exactly at the origin; "
+                "stochastic = deterministic=False (the paper's measure).",
+                f"Seeds completed: {sorted({r['seed'] for r in rows})} of {list(args.seeds)}.",
+            ),
+        )
     return rows
 
 
