@@ -37,6 +37,23 @@ def results_dir(name: str, *, root: Path | None = None) -> Path:
     return path
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed); matplotlib is an extra."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 100) -> None:
+    """Lay out ``fig``, write it to ``path`` and close it (figures are not kept alive between runs)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+
+
 def pick_device(name: str) -> torch.device:
     """``"auto"`` is CUDA when available, else the CPU; ``"cpu"`` and ``"cuda[:i]"`` are taken as given."""
     if name == "auto":

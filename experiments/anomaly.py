@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 
 @dataclass
@@ -146,10 +146,7 @@ def breast_cancer_task(seed: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarr
 
 def plot(summary: list[dict[str, Any]], path: str) -> None:
     """Mean AUROC per method (bars, ± std over seeds), one panel per benchmark."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     benches = list(dict.fromkeys(r["benchmark"] for r in summary))
     fig, axes = plt.subplots(1, len(benches), figsize=(7 * len(benches), 4.5), squeeze=False)
@@ -163,9 +160,7 @@ def plot(summary: list[dict[str, Any]], path: str) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("AUROC (mean over seeds)")
         ax.set_title(bench)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(args: Args) -> list[dict[str, Any]]:

@@ -41,7 +41,16 @@ from torch import Tensor
 from ebrl._checks import seeded_init
 from ebrl.energy import MLPEnergy
 from ebrl.samplers import Langevin
-from experiments._common import environment_info, parse_args, pick_device, results_dir, synchronize, write_table
+from experiments._common import (
+    environment_info,
+    parse_args,
+    pick_device,
+    pyplot,
+    results_dir,
+    save_figure,
+    synchronize,
+    write_table,
+)
 
 IMPLEMENTATIONS = ("bare", "ebrl", "torchebm")
 SMALL_BATCH_IMPLEMENTATIONS = ("bare", "ebrl", "ebrl compiled")
@@ -287,10 +296,7 @@ def make_energy(dim: int, width: int, seed: int, device: torch.device) -> MLPEne
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> str:
     """Bar chart of chain-steps/s per configuration and implementation; returns a note for the table."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         return 'No PNG: matplotlib is not installed (pip install "ebrl[plot]").'
     ok = [r for r in rows if r["status"] == "ok"]
@@ -310,9 +316,7 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> str:
         ax.set_ylabel("chain-steps / s (higher is better)")
         ax.set_title(section)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return f"Chart: {path.name}."
 
 

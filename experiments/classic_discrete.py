@@ -29,7 +29,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from agents import SoftDQN
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 ZOO: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(
@@ -108,10 +108,7 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
 
 
 def plot(curves: list[dict[str, Any]], env_ids: tuple[str, ...], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(env_ids), figsize=(5 * len(env_ids), 4), squeeze=False)
     for ax, env_id in zip(axes[0], env_ids, strict=True):
@@ -126,9 +123,7 @@ def plot(curves: list[dict[str, Any]], env_ids: tuple[str, ...], path: str) -> N
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return (deterministic)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(args: Args) -> list[dict[str, Any]]:

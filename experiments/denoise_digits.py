@@ -51,7 +51,7 @@ from ebrl.tasks import (
     tweedie_denoise,
 )
 from ebrl.training import DSM, fit
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 
 @dataclass
@@ -191,10 +191,7 @@ def choose_kde_bandwidth(fit_x: np.ndarray, val: np.ndarray, sigma: float, seed:
 
 def plot(examples: dict[str, dict[float, np.ndarray]], path: str) -> None:
     """Rows: methods; columns: 8 test images at each σ."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = list(examples)
     sigmas = list(examples[methods[0]])
@@ -211,9 +208,7 @@ def plot(examples: dict[str, dict[float, np.ndarray]], path: str) -> None:
                 axes[i, j].set_ylabel(m, rotation=0, ha="right", va="center", fontsize=8)
             if i == 0:
                 axes[i, j].set_title(f"σ = {s}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_seed(seed: int, args: Args, examples: dict[str, dict[float, np.ndarray]] | None) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from ebrl.energy import ConvEnergy
 from ebrl.samplers import Langevin, ReplayBuffer
 from ebrl.tasks import walk_jump_sample
 from ebrl.training import DSM, PCD, fit, median_bandwidth, squared_mmd
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 
 @dataclass
@@ -154,10 +154,7 @@ def scores(samples: np.ndarray, x_test: np.ndarray, bandwidth: float, clf: Any) 
 
 def plot(panels: dict[str, np.ndarray], path: str) -> None:
     """One 10x10 grid of images per panel, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
     for ax, (name, images) in zip(np.atleast_1d(axes), panels.items(), strict=True):
@@ -166,9 +163,7 @@ def plot(panels: dict[str, np.ndarray], path: str) -> None:
         ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(name)
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(args: Args) -> list[dict[str, Any]]:

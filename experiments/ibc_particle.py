@@ -29,7 +29,7 @@ import envs  # noqa: F401  (registers the ebrl environments)
 from agents import IBC, EnergyInference
 from ebrl._checks import seeded_init
 from envs.particle import collect_demonstrations
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 
 @dataclass
@@ -125,10 +125,7 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
 
 
 def plot(summary: list[dict[str, Any]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = sorted({r["method"] for r in summary})
     dims = sorted({r["dim"] for r in summary})
@@ -141,9 +138,7 @@ def plot(summary: list[dict[str, Any]], path: str) -> None:
     ax.set_ylabel("success rate")
     ax.set_title("Particle task: implicit vs explicit BC")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(args: Args) -> list[dict[str, Any]]:

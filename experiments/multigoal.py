@@ -25,7 +25,7 @@ from stable_baselines3 import SAC
 
 import envs
 from agents import SoftQ
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 
 @dataclass
@@ -87,10 +87,7 @@ def rollouts(model: SoftQ | SAC, n: int, *, deterministic: bool, seed: int) -> l
 
 def plot(episodes: dict[tuple[str, str], list[dict[str, Any]]], path: str) -> None:
     """Trajectories over the reward landscape, one panel per algorithm and policy (Figure 1 style)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     grid = np.linspace(-7, 7, 201)
     x, y = np.meshgrid(grid, grid)
@@ -107,9 +104,7 @@ def plot(episodes: dict[tuple[str, str], list[dict[str, Any]]], path: str) -> No
         ax.set_xlim(-7, 7)
         ax.set_ylim(-7, 7)
         ax.set_aspect("equal")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(args: Args) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from agents import SoftQ
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 
 @dataclass
@@ -120,10 +120,7 @@ def run_seed(seed: int, args: Args) -> tuple[list[dict[str, Any]], list[dict[str
 
 
 def plot(curves: list[dict[str, Any]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for (algo, seed), color in zip(sorted({(c["algo"], c["seed"]) for c in curves}), plt.cm.tab10.colors, strict=False):
@@ -133,9 +130,7 @@ def plot(curves: list[dict[str, Any]], path: str) -> None:
     ax.set_ylabel("evaluation return (deterministic)")
     ax.set_title("Pendulum-v1")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(args: Args) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ from ebrl.energy import MLPEnergy, UniformBox
 from ebrl.rl.priors import StatePrior
 from ebrl.training import NCE, fit
 from envs.wrappers import EnergyNovelty, EnergyShaping
-from experiments._common import environment_info, parse_args, results_dir, write_table
+from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 ENV_ID = "ebrl/SparseGoal-v0"
 
@@ -148,10 +148,7 @@ def run(algo: str, variant: str, seed: int, prior: StatePrior, args: Args) -> di
 
 
 def plot(rows: list[dict[str, Any]], path: str, total: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     labels = sorted({(r["algo"], r["variant"]) for r in rows})
@@ -161,9 +158,7 @@ def plot(rows: list[dict[str, Any]], path: str, total: int) -> None:
     ax.set_xticks(range(len(labels)), [f"{a}\n{v}" for a, v in labels], fontsize=7)
     ax.set_ylabel(f"steps to first success (>{total} plotted at {total})")
     ax.set_title("Sparse goal: value priors")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(args: Args) -> list[dict[str, Any]]:

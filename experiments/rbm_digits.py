@@ -43,7 +43,16 @@ from threadpoolctl import threadpool_limits
 
 from ebrl.boltzmann import BernoulliRBM, ais, log_likelihood, pseudo_log_likelihood
 from ebrl.boltzmann.sklearn import BernoulliRBMEstimator
-from experiments._common import environment_info, parse_args, pick_device, results_dir, synchronize, write_table
+from experiments._common import (
+    environment_info,
+    parse_args,
+    pick_device,
+    pyplot,
+    results_dir,
+    save_figure,
+    synchronize,
+    write_table,
+)
 
 
 @dataclass
@@ -247,10 +256,7 @@ def ais_timing(rbm: BernoulliRBM, data: dict[str, Any], args: Args) -> dict[str,
 def sample_grid(models: dict[str, BernoulliRBM], path: str, *, seed: int) -> None:
     """10 x 10 Gibbs samples (p(v | h) after 1000 sweeps from random states) of each model, side by side."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError as exc:
         raise ImportError('the sample grid needs matplotlib: pip install "ebrl[plot]"') from exc
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.6))
@@ -265,9 +271,7 @@ def sample_grid(models: dict[str, BernoulliRBM], path: str, *, seed: int) -> Non
         ax.imshow(tiles, cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 # ---------------------------------------------------------------------------------------- main

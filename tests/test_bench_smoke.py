@@ -114,3 +114,14 @@ def test_write_table_unions_columns_and_records_config(tmp_path):
 def test_parse_args_builds_options_from_the_dataclass():
     args = _common.parse_args(Args, description="x", argv=["--quick", "--dims", "2", "8", "--threads", "2"])
     assert args.quick is True and args.dims == (2, 8) and args.threads == 2 and args.device == "auto"
+
+
+def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    plt = _common.pyplot()
+    assert plt.get_backend().lower() == "agg"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    _common.save_figure(fig, tmp_path / "line.png")
+    assert (tmp_path / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fig.number not in plt.get_fignums()  # closed: a long sweep does not pile up figures
