@@ -2,11 +2,17 @@
 
 Both agents use rl-zoo3's tuned DQN hyperparameters (``hyperparams/dqn.yml`` of
 DLR-RM/rl-baselines3-zoo at commit ce95481); SoftDQN drops the ε-greedy schedule (it explores by
-the Boltzmann policy) and adds its temperature α. Every ``eval_freq`` steps each agent is evaluated
-on ``n_eval_episodes`` deterministic episodes. Reported per run: the final evaluation return, the
-best one, the first step at which the evaluation reached the solve threshold (CartPole-v1: 475,
-Acrobot-v1: -100, the environments' ``reward_threshold``) and whether the run collapsed late
-(final evaluation below the threshold after having reached it).
+the Boltzmann policy) and adds its temperature α; with ``softdqn_lr_decay`` (the default) its
+learning rate falls linearly from rl-zoo3's value to 0 over the run, while DQN keeps rl-zoo3's
+constant rate (``dqn_lr_decay`` gives DQN the same decay, as a control). Each agent trains in one
+``learn`` call, so SB3's schedules (DQN's ε, the learning rate) see the whole run; every
+``eval_freq`` steps a callback evaluates it on ``n_eval_episodes`` deterministic episodes.
+(Until 2026-11-29 the script trained in ``eval_freq`` chunks, which restarted SB3's progress in
+each chunk and so squeezed DQN's ε decay into its first 400 steps; results before that are void.)
+Reported per run: the final evaluation return, the best one, the first step at which the
+evaluation reached the solve threshold (CartPole-v1: 475, Acrobot-v1: -100, the environments'
+``reward_threshold``) and whether the run collapsed late (final evaluation below the threshold
+after having reached it).
 
 Target (issue 5): SoftDQN solves in at least as many seeds as DQN, with no late collapse.
 
@@ -18,6 +24,7 @@ Run: ``python -m experiments.classic_discrete`` (``--quick`` for a smoke run).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,8 +32,10 @@ from typing import Any
 import gymnasium as gym
 import torch
 from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import LinearSchedule
 
 from agents import SoftDQN
 from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
@@ -57,6 +66,10 @@ class Args:
     eval_freq: int = field(default=2_500, metadata={"help": "steps between evaluations"})
     n_eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per evaluation"})
     softdqn_alpha: float = field(default=0.01, metadata={"help": "SoftDQN temperature alpha (reward units)"})
+    softdqn_lr_decay: bool = field(
+        default=True, metadata={"help": "SoftDQN: learning rate falls linearly from rl-zoo3's value to 0"}
+    )
+    dqn_lr_decay: bool = field(default=False, metadata={"help": "DQN: the same linear decay (a control)"})
     step_fraction: float = field(
         default=1.0, metadata={"help": "fraction of rl-zoo3's n_timesteps to train for"}
     )
@@ -68,11 +81,40 @@ QUICK = {"env_ids": ("CartPole-v1",), "seeds": (0,), "step_fraction": 0.02, "eva
 
 def make_agent(algo: str, env_id: str, seed: int, args: Args) -> DQN | SoftDQN:
     hp = {k: v for k, v in ZOO[env_id].items() if k != "n_timesteps"}
+    if args.softdqn_lr_decay if algo == "SoftDQN" else args.dqn_lr_decay:
+        hp["learning_rate"] = LinearSchedule(hp["learning_rate"], 0.0, 1.0)  # of SB3's progress_remaining
     env = Monitor(gym.make(env_id))
     if algo == "DQN":
         return DQN("MlpPolicy", env, seed=seed, **hp)
     hp = {k: v for k, v in hp.items() if k not in EPSILON_KEYS}
     return SoftDQN("MlpPolicy", env, alpha=args.softdqn_alpha, seed=seed, **hp)
+
+
+class EvalCurve(BaseCallback):
+    """Every ``eval_freq`` steps (and at the end), the mean and std of deterministic evaluation returns.
+
+    Unlike SB3's ``EvalCallback`` it keeps the curve in memory without a log folder. Training must
+    run in one ``learn`` call: SB3 computes its schedules' progress per call, so a run split into
+    chunks would restart DQN's ε decay in every chunk.
+    """
+
+    def __init__(self, eval_env: gym.Env, eval_freq: int, n_eval_episodes: int) -> None:
+        super().__init__()
+        self.eval_env, self.eval_freq, self.n_eval_episodes = eval_env, eval_freq, n_eval_episodes
+        self.curve: list[tuple[int, float, float]] = []  # (step, mean, std)
+
+    def _evaluate(self) -> None:
+        mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes, deterministic=True)
+        self.curve.append((self.num_timesteps, float(mean), float(std)))
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.eval_freq == 0:
+            self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.curve or self.curve[-1][0] != self.num_timesteps:
+            self._evaluate()
 
 
 def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -81,14 +123,14 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
     total = max(int(ZOO[env_id]["n_timesteps"] * args.step_fraction), args.eval_freq)
     eval_env = Monitor(gym.make(env_id))
     eval_env.reset(seed=10_000 + seed)
-    curve = []
-    while model.num_timesteps < total:
-        model.learn(min(args.eval_freq, total - model.num_timesteps), reset_num_timesteps=False)
-        mean, std = evaluate_policy(model, eval_env, n_eval_episodes=args.n_eval_episodes, deterministic=True)
-        curve.append({
-            "env": env_id, "algo": algo, "seed": seed, "step": model.num_timesteps,
-            "eval_return": float(mean), "eval_std": float(std),
-        })
+    evaluations = EvalCurve(eval_env, args.eval_freq, args.n_eval_episodes)
+    start = time.perf_counter()
+    model.learn(total, callback=evaluations)
+    seconds = time.perf_counter() - start
+    curve = [
+        {"env": env_id, "algo": algo, "seed": seed, "step": step, "eval_return": mean, "eval_std": std}
+        for step, mean, std in evaluations.curve
+    ]
     solved_at = next((c["step"] for c in curve if c["eval_return"] >= threshold), None)
     final = curve[-1]["eval_return"]
     row = {
@@ -102,6 +144,7 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
         "solved_at_end": final >= threshold,
         "late_collapse": solved_at is not None and final < threshold,
         "steps": model.num_timesteps,
+        "seconds": round(seconds, 1),
     }
     print(row, flush=True)
     return row, curve
