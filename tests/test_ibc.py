@@ -148,3 +148,50 @@ def test_bad_demonstrations_raise_value_errors_naming_the_argument():
         model.learn(obs, act + 5.0, epochs=1)
     with pytest.raises(ValueError, match="noise_shrink"):
         DerivativeFreeOptimizer(ActionBox((-1.0,), (1.0,)), noise_shrink=2.0)
+
+
+class RecordingEnergy(StateActionEnergy):
+    """A StateActionEnergy that keeps the last candidate actions it scored."""
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        self.candidates = act.detach().clone()  # (B, 1 + N, A)
+        return super().forward(obs, act)
+
+
+def test_local_counter_examples_sit_around_the_demonstration_and_the_rest_stay_uniform():
+    box = ActionBox((-1.0, -1.0), (1.0, 1.0))
+    n, frac, sigma = 40, 0.25, 0.02
+    objective = IBCObjective(box, n_negatives=n, local_fraction=frac, local_noise=sigma)
+    assert objective.n_local == 10
+    energy = RecordingEnergy(1, 2, (8,))
+    b = 500
+    demo = torch.tensor([0.3, -0.4])
+    x = torch.cat([torch.rand(b, 1), demo.expand(b, 2)], dim=1)  # rows [obs, act]
+    objective(energy, x, generator=torch.Generator().manual_seed(0))
+    cand = energy.candidates  # (B, 1 + N, 2)
+    assert torch.equal(cand[:, 0], demo.expand(b, 2))  # the positive comes first
+    uniform, local = cand[:, 1 : 1 + n - 10].reshape(-1, 2), cand[:, 1 + n - 10 :].reshape(-1, 2)
+    # Uniform on [-1, 1]: mean 0, std 1/sqrt(3); local: mean a*, std sigma * width = 0.04 (clamping
+    # never bites 0.6 from the walls). Tolerances: 5 standard errors of the sample mean / std.
+    m = uniform.shape[0]
+    assert torch.allclose(uniform.mean(0), torch.zeros(2), atol=5 / np.sqrt(3 * m))
+    assert torch.allclose(uniform.std(0), torch.full((2,), 1 / np.sqrt(3)), atol=5 * 0.3 / np.sqrt(m))
+    k = local.shape[0]
+    assert torch.allclose(local.mean(0), demo, atol=5 * 0.04 / np.sqrt(k))
+    assert torch.allclose(local.std(0), torch.full((2,), 0.04), atol=5 * 0.04 / np.sqrt(2 * k))
+
+
+def test_local_counter_examples_are_clamped_into_the_box_and_bad_settings_are_refused():
+    box = ActionBox((0.0,), (1.0,))
+    energy = RecordingEnergy(1, 1, (8,))
+    x = torch.tensor([[0.5, 1.0]]).repeat(200, 1)  # a demonstration on the upper wall
+    IBCObjective(box, n_negatives=8, local_fraction=0.5, local_noise=0.2)(
+        energy, x, generator=torch.Generator().manual_seed(1)
+    )
+    local = energy.candidates[:, 5:]
+    assert float(local.max()) <= 1.0 and float(local.min()) >= 0.0
+    assert float((local == 1.0).float().mean()) > 0.3  # about half the draws land past the wall
+    with pytest.raises(ValueError, match="local_fraction"):
+        IBCObjective(box, local_fraction=1.0)
+    with pytest.raises(ValueError, match="local_noise"):
+        IBCObjective(box, local_fraction=0.5, local_noise=0.0)

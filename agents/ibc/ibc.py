@@ -36,7 +36,13 @@ class IBCObjective:
     """InfoNCE on [obs, act] rows with counter-examples in the action box: an ``ebrl.training`` objective.
 
     For each demonstration (s, a*), N counter-examples ã_j ~ U(box) are drawn; with ``langevin`` set
-    they are then moved by that sampler (detached), as in the paper's Langevin variant. The loss is
+    they are then moved by that sampler (detached), as in the paper's Langevin variant. With
+    ``local_fraction`` f > 0, the last round(f·N) of them are instead drawn close to the
+    demonstration, ã = clamp(a* + σ·(high - low)·ξ, box) with ξ ~ N(0, I) and σ = ``local_noise``:
+    uniform counter-examples in a box rarely land near a*, so they teach where the good region is
+    but not where inside it the minimum sits; local ones make the minimum sharp (cheaply, without
+    the sampler). They are not importance-corrected, so E is no longer -log π(a|s) up to a constant
+    near the data: only its minimisers, which are what the policy uses, are kept. The loss is
 
         L = info_nce(E(s, a*), E(s, ã_1..N); T) + λ · mean_j max(0, ‖∇_a E(s, ã_j)‖_∞ - M)²,
 
@@ -50,6 +56,8 @@ class IBCObjective:
         langevin: a sampler that refines the counter-examples (``bounds`` should be the box); ``None`` = uniform.
         grad_penalty: λ >= 0; 0 turns the penalty off.
         grad_margin: M >= 0.
+        local_fraction: f in [0, 1), the share of counter-examples drawn near the demonstration.
+        local_noise: σ > 0, their spread as a fraction of the box's width.
     """
 
     box: ActionBox
@@ -58,6 +66,8 @@ class IBCObjective:
     langevin: Langevin | None = None
     grad_penalty: float = 0.0
     grad_margin: float = 1.0
+    local_fraction: float = 0.0
+    local_noise: float = 0.05
 
     def __post_init__(self) -> None:
         if not isinstance(self.box, ActionBox):
@@ -68,6 +78,15 @@ class IBCObjective:
             raise TypeError(f"langevin must be an ebrl.samplers.Langevin or None, got {type(self.langevin).__name__}")
         check_positive("grad_penalty", self.grad_penalty, allow_zero=True)
         check_positive("grad_margin", self.grad_margin, allow_zero=True)
+        fraction = check_positive("local_fraction", self.local_fraction, allow_zero=True)
+        if fraction >= 1:
+            raise ValueError(f"local_fraction must be in [0, 1) (some counter-examples stay uniform), got {fraction}")
+        check_positive("local_noise", self.local_noise)
+
+    @property
+    def n_local(self) -> int:
+        """How many of the ``n_negatives`` counter-examples are drawn near the demonstration."""
+        return round(self.local_fraction * self.n_negatives)
 
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
@@ -86,6 +105,12 @@ class IBCObjective:
         if self.langevin is not None:
             neg = self.langevin(energy.at(obs.detach(), n), neg.reshape(b * n, a), generator=gen)  # (B*N, A)
             neg = neg.detach().reshape(b, n, a)  # (B*N, A) -> (B, N, A)
+        if self.n_local > 0:
+            low, high = self.box.tensors(device=x.device, dtype=x.dtype)  # (A,), (A,)
+            k = self.n_local
+            xi = torch.randn((b, k, a), device=x.device, dtype=x.dtype, generator=gen)  # (B, k, A)
+            near = act.detach().unsqueeze(1) + self.local_noise * (high - low) * xi  # (B, 1, A) + (B, k, A)
+            neg = torch.cat([neg[:, : n - k], torch.clamp(near, low, high)], dim=1)  # (B, N, A)
         neg.requires_grad_(self.grad_penalty > 0)
         candidates = torch.cat([act.unsqueeze(1), neg], dim=1)  # (B, 1, A) + (B, N, A) -> (B, 1+N, A)
         e = energy.forward(obs, candidates)  # (B, 1+N)
@@ -131,6 +156,7 @@ class IBC:
         temperature: InfoNCE's temperature.
         train_langevin: refine counter-examples by this Langevin sampler (paper's Langevin variant).
         grad_penalty, grad_margin: the gradient penalty, see ``IBCObjective``.
+        local_fraction, local_noise: counter-examples drawn near the demonstrations, see ``IBCObjective``.
         inference: how the policy acts; default: DFO for ``deterministic=True`` and for samples.
         seed: seeds the weights, the minibatch order, the counter-examples and the policy.
     """
@@ -147,6 +173,8 @@ class IBC:
         train_langevin: Langevin | None = None,
         grad_penalty: float = 0.0,
         grad_margin: float = 1.0,
+        local_fraction: float = 0.0,
+        local_noise: float = 0.05,
         inference: EnergyInference | None = None,
         seed: int | None = None,
     ) -> None:
@@ -168,6 +196,8 @@ class IBC:
             langevin=train_langevin,
             grad_penalty=grad_penalty,
             grad_margin=grad_margin,
+            local_fraction=local_fraction,
+            local_noise=local_noise,
         )
         self.optimizer: torch.optim.Optimizer | None = None
 
