@@ -175,9 +175,11 @@ class SoftDQN(OffPolicyAlgorithm):
             torch.nn.utils.clip_grad_norm_(self.policy.energy_net.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
 
-            losses.append(check_finite_loss("SoftDQN loss", loss.item(), n_updates=self._n_updates))
-            entropies.append(boltzmann.entropy(e.detach()).mean().item())
-            soft_values.append(next_v.mean().item())
+            stats = torch.stack([loss.detach(), boltzmann.entropy(e.detach()).mean(), next_v.mean()])
+            loss_value, entropy, soft_value = stats.tolist()  # one host sync per step, for the NaN check
+            losses.append(check_finite_loss("SoftDQN loss", loss_value, n_updates=self._n_updates))
+            entropies.append(entropy)
+            soft_values.append(soft_value)
 
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

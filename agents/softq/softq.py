@@ -214,8 +214,9 @@ class SoftQ(OffPolicyAlgorithm):
 
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
 
-            critic_losses.append(check_finite_loss("SoftQ critic loss", critic_loss.item(), n_updates=self._n_updates))
-            soft_values.append(next_v.mean().item())
+            loss_value, soft_value = torch.stack([critic_loss.detach(), next_v.mean()]).tolist()  # one host sync
+            critic_losses.append(check_finite_loss("SoftQ critic loss", loss_value, n_updates=self._n_updates))
+            soft_values.append(soft_value)
 
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
