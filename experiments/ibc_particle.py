@@ -16,6 +16,10 @@ Run: ``python -m experiments.ibc_particle`` (``--quick`` for a smoke run).
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +58,10 @@ class Args:
     langevin_alpha: float = field(default=0.1, metadata={"help": "temperature of the Langevin policy"})
     n_eval_episodes: int = field(default=100, metadata={"help": "evaluation episodes per method"})
     quick: bool = field(default=False, metadata={"help": "smoke run: 2-D, one seed, tiny sizes"})
+    resume: bool = field(
+        default=False,
+        metadata={"help": "keep the (dim, seed) runs already in ibc_particle.csv made with this configuration"},
+    )
 
 
 QUICK = {
@@ -104,6 +112,23 @@ def success_rate(policy: Any, dim: int, seed: int, n: int, deterministic: bool) 
     return float(np.mean(np.asarray(rewards) > 0.5))  # reward 1 only on reaching goal 2
 
 
+def config_key(args: Args) -> str:
+    """A short digest of the settings that shape one (dim, seed) run (not which dims and seeds run)."""
+    fields = {k: v for k, v in dataclasses.asdict(args).items() if k not in ("dims", "seeds", "resume")}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
+    """Per-run rows of ``ibc_particle.csv`` made with this configuration (for ``--resume``)."""
+    path = out_dir / "ibc_particle.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("config") == config_key(args) and r["seed"].isdigit()]
+    numeric = ("dim", "seed", "success", "final_train_loss", "noisy_demo_success", "demo_steps")
+    return [{k: (float(v) if k in numeric and v != "" else v) for k, v in r.items()} for r in rows]
+
+
 def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
     env = gym.make("ebrl/Particle-v0", dim=dim)
     # The noise's norm, not its per-coordinate std, is kept across dimensions: at std 0.05 per
@@ -128,7 +153,7 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
                  "success": success_rate(mse, dim, seed, args.n_eval_episodes, True)})
     rows.append({"dim": dim, "seed": seed, "method": "expert", "success": expert,
                  "noisy_demo_success": demo_success, "demo_steps": len(obs)})
-    return rows
+    return [{**r, "config": config_key(args)} for r in rows]
 
 
 def plot(summary: list[dict[str, Any]], path: str) -> None:
@@ -153,10 +178,15 @@ def main(args: Args) -> list[dict[str, Any]]:
     if args.quick:
         args = replace(args, **QUICK)
     out_dir = results_dir("ibc_particle")
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = earlier_rows(out_dir, args) if args.resume else []
+    for r in rows:
+        r["dim"], r["seed"] = int(r["dim"]), int(r["seed"])
     summary: list[dict[str, Any]] = []
     for seed in args.seeds:  # seeds outermost: a run cut short still has every dimension of the first seeds
         for dim in args.dims:
+            if any((r["dim"], r["seed"]) == (dim, seed) for r in rows):
+                print(f"({dim}-D, seed {seed}) kept from the earlier run with the same configuration", flush=True)
+                continue
             rows += run(dim, seed, args)
             print(", ".join(f"{r['method']} {r['success']:.2f}" for r in rows[-4:]), f"({dim}-D, seed {seed})",
                   flush=True)
@@ -183,7 +213,9 @@ def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list
             "Success = reaching goal 2 after goal 1 without entering the obstacle, over n_eval_episodes "
             "episodes. Paper (2-D): Langevin 96%, MSE 5%."
             + (" QUICK SMOKE RUN: figures meaningless." if args.quick else "")
-            + f" Runs completed: {len(done)} of {len(args.dims) * len(args.seeds)} (dim, seed) pairs.",
+            + f" Runs completed: {len(done)} (dim, seed) pairs; this invocation asked for dims {list(args.dims)}"
+            f" x seeds {list(args.seeds)}. The config column is a digest of the settings below except dims and"
+            " seeds: rows kept by --resume from earlier invocations share it.",
         ),
     )
     return summary
