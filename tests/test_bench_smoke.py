@@ -125,3 +125,26 @@ def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
     _common.save_figure(fig, tmp_path / "line.png")
     assert (tmp_path / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert fig.number not in plt.get_fignums()  # closed: a long sweep does not pile up figures
+
+
+def test_classic_discrete_eval_curve_records_every_eval_freq_steps_and_the_end_of_one_learn_call():
+    # classic_discrete trains each agent in one learn() call (learn() chunks restart SB3's progress,
+    # which ended DQN's epsilon decay within the first chunk) and evaluates from this callback.
+    import gymnasium as gym
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.monitor import Monitor
+
+    from experiments.classic_discrete import EvalCurve
+
+    model = DQN("MlpPolicy", "CartPole-v1", learning_starts=10_000, exploration_fraction=0.5,
+                exploration_final_eps=0.0, policy_kwargs={"net_arch": [8]}, seed=0)
+    rates = []
+    callback = EvalCurve(Monitor(gym.make("CartPole-v1")), eval_freq=300, n_eval_episodes=1)
+    callback._evaluate = (lambda original: lambda: (rates.append(model.exploration_rate), original())[1])(
+        callback._evaluate
+    )
+    model.learn(1_000, callback=callback)
+    assert [step for step, _, _ in callback.curve] == [300, 600, 900, 1000]  # and once at the end
+    assert all(mean >= 1 for _, mean, _ in callback.curve)
+    # epsilon falls from 1 to 0 over the first half of the 1,000 steps: 0.4 at step 300, 0 after 500
+    assert rates[0] == pytest.approx(0.4, abs=0.01) and rates[1:] == [0.0, 0.0, 0.0]
