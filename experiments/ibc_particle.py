@@ -34,6 +34,7 @@ from torch import nn
 import envs  # noqa: F401  (registers the ebrl environments)
 from agents import IBC, EnergyInference
 from ebrl._checks import seeded_init
+from ebrl.samplers import Langevin
 from envs.particle import collect_demonstrations
 from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
@@ -54,6 +55,16 @@ class Args:
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (both methods)"})
     n_negatives: int = field(default=64, metadata={"help": "IBC counter-examples per demo (paper: 256)"})
+    local_fraction: float = field(
+        default=0.0, metadata={"help": "share of counter-examples drawn near the demonstration (0: all uniform)"}
+    )
+    local_noise: float = field(default=0.02, metadata={"help": "their spread, as a fraction of the box width"})
+    train_langevin_steps: int = field(
+        default=0, metadata={"help": "refine counter-examples by this many Langevin steps (0: off; paper's variant)"}
+    )
+    train_langevin_step_size: float = field(default=0.1, metadata={"help": "first Langevin step; decays 10x"})
+    train_langevin_noise: float = field(default=0.01, metadata={"help": "Langevin noise std per step"})
+    grad_penalty: float = field(default=0.0, metadata={"help": "IBC gradient penalty weight (margin 1)"})
     dfo_samples: int = field(default=4096, metadata={"help": "DFO candidates per state at inference"})
     langevin_alpha: float = field(default=0.1, metadata={"help": "temperature of the Langevin policy"})
     n_eval_episodes: int = field(default=100, metadata={"help": "evaluation episodes per method"})
@@ -136,8 +147,14 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
     noise = args.demo_noise * math.sqrt(2 / dim)
     obs, act, demo_success = collect_demonstrations(env.unwrapped, args.n_demos, seed=seed, execution_noise=noise)
     _, _, expert = collect_demonstrations(env.unwrapped, args.n_eval_episodes, seed=50_000 + seed)  # noise-free
+    refine = None
+    if args.train_langevin_steps > 0:
+        refine = Langevin(step_size=args.train_langevin_step_size, n_steps=args.train_langevin_steps,
+                          noise_scale=args.train_langevin_noise, bounds=(0.0, 1.0),
+                          step_size_final=args.train_langevin_step_size / 10)
     ibc = IBC(env.observation_space, env.action_space, hidden=(args.hidden, args.hidden),
-              n_negatives=args.n_negatives, seed=seed)
+              n_negatives=args.n_negatives, train_langevin=refine, grad_penalty=args.grad_penalty,
+              local_fraction=args.local_fraction, local_noise=args.local_noise, seed=seed)
     history = ibc.learn(obs, act, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     mse = train_mse(obs, act, args, seed)
     dfo = EnergyInference(deterministic="dfo", dfo_samples=args.dfo_samples)
