@@ -70,6 +70,7 @@ class Args:
         default=True, metadata={"help": "SoftDQN: learning rate falls linearly from rl-zoo3's value to 0"}
     )
     dqn_lr_decay: bool = field(default=False, metadata={"help": "DQN: the same linear decay (a control)"})
+    algos: tuple[str, ...] = field(default=("DQN", "SoftDQN"), metadata={"help": "agents to train"})
     step_fraction: float = field(
         default=1.0, metadata={"help": "fraction of rl-zoo3's n_timesteps to train for"}
     )
@@ -176,12 +177,14 @@ def main(args: Args) -> list[dict[str, Any]]:
     unknown = sorted(set(args.env_ids) - set(ZOO))
     if unknown:
         raise ValueError(f"env_ids must be among {sorted(ZOO)}, got {unknown}")
+    if not args.algos or not set(args.algos) <= {"DQN", "SoftDQN"}:
+        raise ValueError(f"algos must be a non-empty subset of ('DQN', 'SoftDQN'), got {args.algos}")
     out_dir = results_dir("classic_discrete")
     rows: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     for env_id in args.env_ids:
         for seed in args.seeds:
-            for algo in ("DQN", "SoftDQN"):
+            for algo in args.algos:
                 row, curve = run(algo, env_id, seed, args)
                 rows.append(row)
                 curves += curve
@@ -196,7 +199,7 @@ def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args
     write_table(out_dir, "curves", curves, title="CartPole-v1 / Acrobot-v1 learning curves")
     notes = []
     for env_id in env_ids:
-        for algo in ("DQN", "SoftDQN"):
+        for algo in args.algos:
             mine = [r for r in rows if (r["env"], r["algo"]) == (env_id, algo)]
             notes.append(f"{env_id} {algo}: solved at the end in {sum(r['solved_at_end'] for r in mine)} of "
                          f"{len(mine)} seeds run, late collapse in {sum(r['late_collapse'] for r in mine)}.")
