@@ -136,8 +136,11 @@ def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
         return []
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("config") == config_key(args) and r["seed"].isdigit()]
-    numeric = ("dim", "seed", "success", "final_train_loss", "noisy_demo_success", "demo_steps")
-    return [{k: (float(v) if k in numeric and v != "" else v) for k, v in r.items()} for r in rows]
+    integer, real = ("dim", "seed", "demo_steps"), ("success", "final_train_loss", "noisy_demo_success")
+    return [
+        {k: int(v) if k in integer and v != "" else float(v) if k in real and v != "" else v for k, v in r.items()}
+        for r in rows
+    ]
 
 
 def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
@@ -196,8 +199,6 @@ def main(args: Args) -> list[dict[str, Any]]:
         args = replace(args, **QUICK)
     out_dir = results_dir("ibc_particle")
     rows: list[dict[str, Any]] = earlier_rows(out_dir, args) if args.resume else []
-    for r in rows:
-        r["dim"], r["seed"] = int(r["dim"]), int(r["seed"])
     summary: list[dict[str, Any]] = []
     for seed in args.seeds:  # seeds outermost: a run cut short still has every dimension of the first seeds
         for dim in args.dims:
