@@ -137,10 +137,13 @@ def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
     with open(path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("config") == config_key(args) and r["seed"].isdigit()]
     integer, real = ("dim", "seed", "demo_steps"), ("success", "final_train_loss", "noisy_demo_success")
-    return [
-        {k: int(v) if k in integer and v != "" else float(v) if k in real and v != "" else v for k, v in r.items()}
-        for r in rows
-    ]
+
+    def parse(key: str, value: str) -> Any:
+        if value == "" or key not in integer + real:
+            return value
+        return int(float(value)) if key in integer else float(value)  # an earlier table may say 7166.0
+
+    return [{k: parse(k, v) for k, v in r.items()} for r in rows]
 
 
 def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
