@@ -148,3 +148,20 @@ def test_classic_discrete_eval_curve_records_every_eval_freq_steps_and_the_end_o
     assert all(mean >= 1 for _, mean, _ in callback.curve)
     # epsilon falls from 1 to 0 over the first half of the 1,000 steps: 0.4 at step 300, 0 after 500
     assert rates[0] == pytest.approx(0.4, abs=0.01) and rates[1:] == [0.0, 0.0, 0.0]
+
+
+def test_ibc_particle_resume_keeps_only_rows_of_the_same_configuration(tmp_path):
+    from experiments.ibc_particle import Args as IBCArgs
+    from experiments.ibc_particle import config_key, earlier_rows
+
+    args = IBCArgs()
+    same, other = config_key(args), config_key(IBCArgs(epochs=args.epochs + 1))
+    assert same != other and same == config_key(IBCArgs(dims=(16,), seeds=(5,), resume=True))
+    (tmp_path / "ibc_particle.csv").write_text(
+        "dim,seed,method,success,config,demo_steps\n"
+        f"2,0,expert,1,{same},7166.0\n"  # an earlier table wrote the integer as a float
+        f"8,0,expert,1,{other},900\n"  # another configuration: dropped
+        f"2,mean of 1,expert,1,,\n"  # a summary row: dropped
+    )
+    rows = earlier_rows(tmp_path, args)
+    assert rows == [{"dim": 2, "seed": 0, "method": "expert", "success": 1.0, "config": same, "demo_steps": 7166}]
