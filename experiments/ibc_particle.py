@@ -67,6 +67,9 @@ class Args:
     grad_penalty: float = field(default=0.0, metadata={"help": "IBC gradient penalty weight (margin 1)"})
     dfo_samples: int = field(default=4096, metadata={"help": "DFO candidates per state at inference"})
     langevin_alpha: float = field(default=0.1, metadata={"help": "temperature of the Langevin policy"})
+    langevin_step_size: float = field(
+        default=0.002, metadata={"help": "Langevin policy step (a sharper, longer-trained energy needs a smaller one)"}
+    )
     n_eval_episodes: int = field(default=100, metadata={"help": "evaluation episodes per method"})
     quick: bool = field(default=False, metadata={"help": "smoke run: 2-D, one seed, tiny sizes"})
     resume: bool = field(
@@ -165,7 +168,7 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
     mse = train_mse(obs, act, args, seed)
     dfo = EnergyInference(deterministic="dfo", dfo_samples=args.dfo_samples)
     langevin = EnergyInference(stochastic="langevin", alpha=args.langevin_alpha, n_proposals=args.dfo_samples // 16,
-                               langevin_steps=30, langevin_step_size=0.002)
+                               langevin_steps=30, langevin_step_size=args.langevin_step_size)
     rows = []
     for method, inference, deterministic in (("IBC-DFO", dfo, True), ("IBC-Langevin", langevin, False)):
         ibc.policy.set_inference(inference)
