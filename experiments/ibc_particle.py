@@ -137,8 +137,9 @@ def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
     path = out_dir / "ibc_particle.csv"
     if not path.exists():
         return []
+    key = config_key(args)
     with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("config") == config_key(args) and r["seed"].isdigit()]
+        rows = [r for r in csv.DictReader(f) if r.get("config") == key and r["seed"].isdigit()]
     integer, real = ("dim", "seed", "demo_steps"), ("success", "final_train_loss", "noisy_demo_success")
 
     def parse(key: str, value: str) -> Any:
@@ -179,7 +180,8 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
                  "success": success_rate(mse, dim, seed, args.n_eval_episodes, True)})
     rows.append({"dim": dim, "seed": seed, "method": "expert", "success": expert,
                  "noisy_demo_success": demo_success, "demo_steps": len(obs)})
-    return [{**r, "config": config_key(args)} for r in rows]
+    key = config_key(args)
+    return [{**r, "config": key} for r in rows]
 
 
 def plot(summary: list[dict[str, Any]], path: str) -> None:
