@@ -181,7 +181,7 @@ def parse_args(cls: type[T], *, description: str, argv: Sequence[str] | None = N
     parser = argparse.ArgumentParser(description=description)
     for f in dataclasses.fields(cls):
         hint, flag = hints[f.name], "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
+        help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         if hint is bool:
             action = argparse.BooleanOptionalAction
             parser.add_argument(flag, dest=f.name, action=action, default=f.default, help=help_text)

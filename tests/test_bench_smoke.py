@@ -116,6 +116,20 @@ def test_parse_args_builds_options_from_the_dataclass():
     assert args.quick is True and args.dims == (2, 8) and args.threads == 2 and args.device == "auto"
 
 
+def test_every_experiment_prints_its_help(capsys):
+    # argparse %-formats help texts: a literal "%" in one (such as "2% of the steps") broke --help.
+    import importlib
+
+    from experiments.all import experiment_names
+
+    for name in experiment_names():
+        module = importlib.import_module(f"experiments.{name}")
+        with pytest.raises(SystemExit) as exit_info:
+            _common.parse_args(module.Args, description=name, argv=["--help"])
+        assert exit_info.value.code == 0, name
+        assert "--quick" in capsys.readouterr().out, name
+
+
 def test_save_figure_writes_a_png_and_closes_the_figure(tmp_path):
     pytest.importorskip("matplotlib")
     plt = _common.pyplot()
