@@ -69,6 +69,9 @@ class Args:
     softdqn_lr_decay: bool = field(
         default=True, metadata={"help": "SoftDQN: learning rate falls linearly from rl-zoo3's value to 0"}
     )
+    softdqn_double_q: bool = field(
+        default=False, metadata={"help": "SoftDQN: soft double Q-learning target (online policy, target values)"}
+    )
     dqn_lr_decay: bool = field(default=False, metadata={"help": "DQN: the same linear decay (a control)"})
     algos: tuple[str, ...] = field(default=("DQN", "SoftDQN"), metadata={"help": "agents to train"})
     step_fraction: float = field(
@@ -88,7 +91,7 @@ def make_agent(algo: str, env_id: str, seed: int, args: Args) -> DQN | SoftDQN:
     if algo == "DQN":
         return DQN("MlpPolicy", env, seed=seed, **hp)
     hp = {k: v for k, v in hp.items() if k not in EPSILON_KEYS}
-    return SoftDQN("MlpPolicy", env, alpha=args.softdqn_alpha, seed=seed, **hp)
+    return SoftDQN("MlpPolicy", env, alpha=args.softdqn_alpha, double_q=args.softdqn_double_q, seed=seed, **hp)
 
 
 class EvalCurve(BaseCallback):

@@ -64,6 +64,29 @@ def test_discrete_soft_value_is_expected_q_plus_alpha_entropy():
     torch.testing.assert_close(pi.soft_value(e), expected)
 
 
+def test_discrete_policy_value_is_the_soft_value_for_its_own_policy_and_smaller_for_others():
+    e = torch.randn(64, 5, generator=gen(4), dtype=torch.float64)
+    other = torch.randn(64, 5, generator=gen(5), dtype=torch.float64)
+    pi = DiscreteBoltzmannPolicy(0.3)
+    torch.testing.assert_close(pi.policy_value(e, e), pi.soft_value(e))
+    manual = (pi.probs(other) * -e).sum(1) + 0.3 * pi.entropy(other)
+    torch.testing.assert_close(pi.policy_value(e, other), manual)
+    gap = pi.soft_value(e) - pi.policy_value(e, other)  # = α KL(π_other || π_e) >= 0
+    assert bool((gap > 1e-9).all()), gap.min()
+
+
+def test_discrete_policy_value_gives_masked_actions_no_weight_and_checks_shapes():
+    pi = DiscreteBoltzmannPolicy(1.0)
+    e = torch.tensor([[0.0, math.inf, 1.0]], dtype=torch.float64)
+    v = pi.policy_value(e, e)
+    assert torch.isfinite(v).all()
+    torch.testing.assert_close(v, pi.soft_value(e))
+    with pytest.raises(ValueError, match="policy_energies must have the shape"):
+        pi.policy_value(e, torch.zeros(1, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="energies"):
+        pi.policy_value(e, torch.full((1, 3), math.nan, dtype=torch.float64))
+
+
 def test_discrete_soft_value_tends_to_max_q_as_alpha_shrinks():
     e = torch.tensor([[0.0, -1.0, 2.0]], dtype=torch.float64)
     v = DiscreteBoltzmannPolicy(1e-3).soft_value(e)

@@ -40,6 +40,10 @@ class SoftDQN(OffPolicyAlgorithm):
     Args:
         alpha: the temperature α > 0, in reward units.
         max_grad_norm: clip the gradient norm to this value.
+        double_q: soft double Q-learning. The target's next-state value becomes the
+            entropy-regularised value Σ_a π(a|s') Q_target(s', a) + α H(π) of the *online* network's
+            Boltzmann policy π, instead of α logsumexp of the target network's (which it never
+            exceeds). Like double DQN it curbs overestimation. Off by default.
         target_update_interval: environment steps between target-network updates.
         value_prior: a potential Φ(s) (``ebrl.rl.priors.StatePrior``) on the flattened observations, or
             ``None``. The network then learns a residual on top of it, Q(s, a) = Φ(s) + Q_net(s, a): the
@@ -70,6 +74,7 @@ class SoftDQN(OffPolicyAlgorithm):
         target_update_interval: int = 10_000,
         alpha: float = 0.01,
         max_grad_norm: float = 10.0,
+        double_q: bool = False,
         value_prior: StatePrior | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -80,6 +85,8 @@ class SoftDQN(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         check_positive("alpha", alpha)
+        if not isinstance(double_q, bool):
+            raise TypeError(f"double_q must be a bool, got {type(double_q).__name__}")
         for name in ("alpha", "value_prior"):
             if policy_kwargs is not None and name in policy_kwargs:
                 raise ValueError(f"pass {name} to SoftDQN({name}=...), not in policy_kwargs")
@@ -116,6 +123,7 @@ class SoftDQN(OffPolicyAlgorithm):
             self.policy_kwargs["value_prior"] = value_prior
         self.target_update_interval = target_update_interval
         self.max_grad_norm = max_grad_norm
+        self.double_q = double_q
         self._n_calls = 0
         if _init_setup_model:
             self._setup_model()
@@ -163,7 +171,11 @@ class SoftDQN(OffPolicyAlgorithm):
 
             with torch.no_grad():
                 next_e = self.policy.energies(data.next_observations, target=True)  # (B, K)
-                next_v = boltzmann.soft_value(next_e).reshape(-1, 1)  # α logsumexp(-E'/α): (B,) -> (B, 1)
+                if self.double_q:  # the online network's Boltzmann policy, valued by the target network
+                    online_next_e = self.policy.energies(data.next_observations)  # (B, K)
+                    next_v = boltzmann.policy_value(next_e, online_next_e).reshape(-1, 1)  # (B, 1)
+                else:
+                    next_v = boltzmann.soft_value(next_e).reshape(-1, 1)  # α logsumexp(-E'/α): (B, 1)
                 target_q = data.rewards + (1 - data.dones) * discounts * next_v  # (B, 1)
 
             e = self.policy.energies(data.observations)  # (B, K)

@@ -80,6 +80,24 @@ class DiscreteBoltzmannPolicy:
         """V(s) = α logsumexp(-E/α) = α logsumexp(Q/α), exactly, ``(B,)``."""
         return self.alpha * torch.logsumexp(self.logits(energies), dim=1)
 
+    def policy_value(self, energies: Tensor, policy_energies: Tensor) -> Tensor:
+        """The entropy-regularised value of another Boltzmann policy under ``energies``, ``(B,)``.
+
+        With π' = softmax(-``policy_energies``/α): Σ_a π'(a) Q(a) + α H(π'), where Q = -``energies``.
+        It equals :meth:`soft_value` when ``policy_energies`` is ``energies`` and is smaller for any
+        other π' (the soft value is the maximum over policies). Soft double Q-learning uses it with the
+        online network choosing π' and the target network giving Q, which curbs overestimation.
+        """
+        energies, policy_energies = _check_energies(energies), _check_energies(policy_energies)
+        if policy_energies.shape != energies.shape:
+            raise ValueError(
+                f"policy_energies must have the shape of energies {tuple(energies.shape)}, "
+                f"got {tuple(policy_energies.shape)}"
+            )
+        log_p = torch.log_softmax(-policy_energies / self.alpha, dim=1)  # (B, K)
+        terms = log_p.exp() * (-energies - self.alpha * log_p)  # (B, K)
+        return torch.where(log_p > -math.inf, terms, torch.zeros_like(terms)).sum(dim=1)  # masked actions add 0
+
     def mode(self, energies: Tensor) -> Tensor:
         """The most probable (lowest-energy) action, ``(B,)`` int64."""
         return _check_energies(energies).argmin(dim=1)
