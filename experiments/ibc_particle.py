@@ -51,7 +51,7 @@ class Args:
         metadata={"help": "2-D std of the noise on the executed expert set-point (DART), scaled by sqrt(2/dim)"},
     )
     hidden: int = field(default=128, metadata={"help": "width of both networks (2 hidden layers)"})
-    epochs: int = field(default=100, metadata={"help": "passes over the demonstrations (both methods)"})
+    epochs: int = field(default=300, metadata={"help": "passes over the demonstrations (both methods)"})
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (both methods)"})
     n_negatives: int = field(default=64, metadata={"help": "IBC counter-examples per demo (paper: 256)"})
@@ -68,7 +68,7 @@ class Args:
     dfo_samples: int = field(default=4096, metadata={"help": "DFO candidates per state at inference"})
     langevin_alpha: float = field(default=0.1, metadata={"help": "temperature of the Langevin policy"})
     langevin_step_size: float = field(
-        default=0.002, metadata={"help": "Langevin policy step (a sharper, longer-trained energy needs a smaller one)"}
+        default=0.0005, metadata={"help": "Langevin policy step (a sharper, longer-trained energy needs a smaller one)"}
     )
     n_eval_episodes: int = field(default=100, metadata={"help": "evaluation episodes per method"})
     quick: bool = field(default=False, metadata={"help": "smoke run: 2-D, one seed, tiny sizes"})
@@ -207,7 +207,6 @@ def main(args: Args) -> list[dict[str, Any]]:
         args = replace(args, **QUICK)
     out_dir = results_dir("ibc_particle")
     rows: list[dict[str, Any]] = earlier_rows(out_dir, args) if args.resume else []
-    summary: list[dict[str, Any]] = []
     for seed in args.seeds:  # seeds outermost: a run cut short still has every dimension of the first seeds
         for dim in args.dims:
             if any((r["dim"], r["seed"]) == (dim, seed) for r in rows):
@@ -216,7 +215,8 @@ def main(args: Args) -> list[dict[str, Any]]:
             rows += run(dim, seed, args)
             print(", ".join(f"{r['method']} {r['success']:.2f}" for r in rows[-4:]), f"({dim}-D, seed {seed})",
                   flush=True)
-            summary = write_results(rows, args, out_dir)
+            write_results(rows, args, out_dir)  # after every run, so a run cut short keeps its results
+    summary = write_results(rows, args, out_dir) if rows else []  # also when --resume kept every run
     return rows + summary
 
 
