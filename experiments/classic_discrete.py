@@ -19,11 +19,18 @@ Target (issue 5): SoftDQN solves in at least as many seeds as DQN, with no late 
 Writes ``results/classic_discrete/``: ``classic_discrete.csv``, ``classic_discrete.md``,
 ``curves.csv`` and ``classic_discrete.png``.
 
-Run: ``python -m experiments.classic_discrete`` (``--quick`` for a smoke run).
+Run: ``python -m experiments.classic_discrete`` (``--quick`` for a smoke run). With ``--resume``,
+runs already in ``classic_discrete.csv`` whose ``config`` digest matches are kept, not rerun: the
+digest covers the settings that shape that agent's run (a change to a ``softdqn_*`` option reruns
+SoftDQN only).
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -78,6 +85,10 @@ class Args:
         default=1.0, metadata={"help": "fraction of rl-zoo3's n_timesteps to train for"}
     )
     quick: bool = field(default=False, metadata={"help": "smoke run: 2% of the steps, one seed, CartPole only"})
+    resume: bool = field(
+        default=False,
+        metadata={"help": "keep the runs already in classic_discrete.csv made with this agent's configuration"},
+    )
 
 
 QUICK = {"env_ids": ("CartPole-v1",), "seeds": (0,), "step_fraction": 0.02, "eval_freq": 500, "n_eval_episodes": 2}
@@ -132,7 +143,8 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
     model.learn(total, callback=evaluations)
     seconds = time.perf_counter() - start
     curve = [
-        {"env": env_id, "algo": algo, "seed": seed, "step": step, "eval_return": mean, "eval_std": std}
+        {"env": env_id, "algo": algo, "seed": seed, "step": step, "eval_return": mean, "eval_std": std,
+         "config": config_key(args, algo)}
         for step, mean, std in evaluations.curve
     ]
     solved_at = next((c["step"] for c in curve if c["eval_return"] >= threshold), None)
@@ -149,6 +161,7 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
         "late_collapse": solved_at is not None and final < threshold,
         "steps": model.num_timesteps,
         "seconds": round(seconds, 1),
+        "config": config_key(args, algo),
     }
     print(row, flush=True)
     return row, curve
@@ -183,27 +196,70 @@ def main(args: Args) -> list[dict[str, Any]]:
     if not args.algos or not set(args.algos) <= {"DQN", "SoftDQN"}:
         raise ValueError(f"algos must be a non-empty subset of ('DQN', 'SoftDQN'), got {args.algos}")
     out_dir = results_dir("classic_discrete")
-    rows: list[dict[str, Any]] = []
-    curves: list[dict[str, Any]] = []
+    rows, curves = earlier_runs(out_dir, args) if args.resume else ([], [])
     for env_id in args.env_ids:
         for seed in args.seeds:
             for algo in args.algos:
+                if any((r["env"], r["algo"], r["seed"]) == (env_id, algo, seed) for r in rows):
+                    print(f"({env_id}, {algo}, seed {seed}) kept from the earlier run with the same configuration")
+                    continue
                 row, curve = run(algo, env_id, seed, args)
                 rows.append(row)
                 curves += curve
                 write_results(rows, curves, args, out_dir)  # after every run: a run cut short keeps what it did
+    if rows:
+        write_results(rows, curves, args, out_dir)  # also when --resume kept every run
     return rows
+
+
+AGENT_FIELDS = {"DQN": "dqn_", "SoftDQN": "softdqn_"}
+"""Options that only one agent reads start with its prefix."""
+
+
+def config_key(args: Args, algo: str) -> str:
+    """A short digest of the settings that shape one ``algo`` run: the shared ones and ``algo``'s own."""
+    skip = ("env_ids", "seeds", "algos", "resume")
+    other = tuple(prefix for name, prefix in AGENT_FIELDS.items() if name != algo)
+    fields = {k: v for k, v in dataclasses.asdict(args).items() if k not in skip and not k.startswith(other)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def earlier_runs(out_dir: Path, args: Args) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Summary rows and curve points of ``out_dir`` made with the current configuration of their agent."""
+    if not (out_dir / "classic_discrete.csv").exists() or not (out_dir / "curves.csv").exists():
+        return [], []
+
+    def read(name: str) -> list[dict[str, Any]]:
+        with open(out_dir / name, newline="") as f:
+            return [r for r in csv.DictReader(f) if r.get("config") == config_key(args, r["algo"])]
+
+    def parse(key: str, value: str) -> Any:
+        if key in ("seed", "step", "steps") or (key == "solved_at_step" and value):
+            return int(float(value))
+        if key in ("solved_at_end", "late_collapse"):
+            return value == "True"
+        if key in ("final_return", "best_return", "threshold", "seconds", "eval_return", "eval_std"):
+            return float(value)
+        return value
+
+    rows = [{k: parse(k, v) for k, v in r.items()} for r in read("classic_discrete.csv")]
+    done = {(r["env"], r["algo"], r["seed"]) for r in rows}
+    curves = [{k: parse(k, v) for k, v in c.items()} for c in read("curves.csv")]
+    return rows, [c for c in curves if (c["env"], c["algo"], c["seed"]) in done]
 
 
 def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, out_dir: Path) -> None:
     """Write the plot, the curves and the summary table of the runs so far."""
-    env_ids = tuple(e for e in args.env_ids if any(r["env"] == e for r in rows))
+    env_ids = tuple(e for e in ZOO if any(r["env"] == e for r in rows))  # with --resume: kept runs too
+    rows = sorted(rows, key=lambda r: (env_ids.index(r["env"]), r["seed"], r["algo"]))
     plot(curves, env_ids, str(out_dir / "classic_discrete.png"))
     write_table(out_dir, "curves", curves, title="CartPole-v1 / Acrobot-v1 learning curves")
     notes = []
     for env_id in env_ids:
-        for algo in args.algos:
+        for algo in ("DQN", "SoftDQN"):
             mine = [r for r in rows if (r["env"], r["algo"]) == (env_id, algo)]
+            if not mine:
+                continue
             notes.append(f"{env_id} {algo}: solved at the end in {sum(r['solved_at_end'] for r in mine)} of "
                          f"{len(mine)} seeds run, late collapse in {sum(r['late_collapse'] for r in mine)}.")
     write_table(
@@ -211,7 +267,8 @@ def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args
         title="SoftDQN against DQN (rl-zoo3 hyperparameters)",
         config=args,
         info=environment_info(packages=("stable-baselines3", "gymnasium")),
-        notes=tuple(notes),
+        notes=(*notes, "The config column is a digest of the settings below that shape that agent's run "
+               "(not env_ids, seeds, algos): rows kept by --resume from earlier invocations share it."),
     )
 
 

@@ -179,3 +179,33 @@ def test_ibc_particle_resume_keeps_only_rows_of_the_same_configuration(tmp_path)
     )
     rows = earlier_rows(tmp_path, args)
     assert rows == [{"dim": 2, "seed": 0, "method": "expert", "success": 1.0, "config": same, "demo_steps": 7166}]
+
+
+def test_classic_discrete_resume_reruns_only_the_agent_whose_settings_changed(tmp_path):
+    from experiments.classic_discrete import Args as CDArgs
+    from experiments.classic_discrete import config_key, earlier_runs
+
+    base = CDArgs()
+    dqn, soft = config_key(base, "DQN"), config_key(base, "SoftDQN")
+    changed = CDArgs(softdqn_double_q=True)
+    assert config_key(changed, "DQN") == dqn and config_key(changed, "SoftDQN") != soft
+    assert config_key(CDArgs(eval_freq=1000), "DQN") != dqn  # a shared setting changes both
+    assert config_key(CDArgs(seeds=(7,), algos=("DQN",), resume=True), "DQN") == dqn
+    (tmp_path / "classic_discrete.csv").write_text(
+        "env,algo,seed,final_return,best_return,threshold,solved_at_step,solved_at_end,late_collapse,steps,"
+        "seconds,config\n"
+        f"CartPole-v1,DQN,0,19.0,500.0,475.0,5000,False,True,50176,158.2,{dqn}\n"
+        f"CartPole-v1,SoftDQN,0,500.0,500.0,475.0,,True,False,50176,194.7,{soft}\n"
+    )
+    (tmp_path / "curves.csv").write_text(
+        "env,algo,seed,step,eval_return,eval_std,config\n"
+        f"CartPole-v1,DQN,0,2500,194.5,21.1,{dqn}\nCartPole-v1,SoftDQN,0,2500,9.0,1.0,{soft}\n"
+    )
+    rows, curves = earlier_runs(tmp_path, base)
+    assert [r["algo"] for r in rows] == ["DQN", "SoftDQN"] and len(curves) == 2
+    assert rows[0]["late_collapse"] is True and rows[0]["solved_at_step"] == 5000 and rows[1]["solved_at_step"] == ""
+    rows, curves = earlier_runs(tmp_path, changed)  # SoftDQN's settings changed: only DQN is kept
+    assert [r["algo"] for r in rows] == ["DQN"] and rows[0]["final_return"] == 19.0 and rows[0]["seed"] == 0
+    assert curves == [{"env": "CartPole-v1", "algo": "DQN", "seed": 0, "step": 2500, "eval_return": 194.5,
+                       "eval_std": 21.1, "config": dqn}]
+    assert earlier_runs(tmp_path / "missing", base) == ([], [])
