@@ -4,7 +4,9 @@ Both agents use rl-zoo3's tuned DQN hyperparameters (``hyperparams/dqn.yml`` of
 DLR-RM/rl-baselines3-zoo at commit ce95481); SoftDQN drops the ε-greedy schedule (it explores by
 the Boltzmann policy) and adds its temperature α; with ``softdqn_lr_decay`` (the default) its
 learning rate falls linearly from rl-zoo3's value to 0 over the run, while DQN keeps rl-zoo3's
-constant rate (``dqn_lr_decay`` gives DQN the same decay, as a control). Each agent trains in one
+constant rate (``dqn_lr_decay`` gives DQN the same decay, as a control). SoftDQN's defaults, α = 0.1
+and the soft double-Q target, were chosen on CartPole tuning seeds 3-11, never the reported seeds 0-2
+(``results/classic_discrete_softdqn_tuning/``). Each agent trains in one
 ``learn`` call, so SB3's schedules (DQN's ε, the learning rate) see the whole run; every
 ``eval_freq`` steps a callback evaluates it on ``n_eval_episodes`` deterministic episodes.
 (Until 2026-11-29 the script trained in ``eval_freq`` chunks, which restarted SB3's progress in
@@ -72,12 +74,12 @@ class Args:
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "training seeds"})
     eval_freq: int = field(default=2_500, metadata={"help": "steps between evaluations"})
     n_eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per evaluation"})
-    softdqn_alpha: float = field(default=0.01, metadata={"help": "SoftDQN temperature alpha (reward units)"})
+    softdqn_alpha: float = field(default=0.1, metadata={"help": "SoftDQN temperature alpha (reward units)"})
     softdqn_lr_decay: bool = field(
         default=True, metadata={"help": "SoftDQN: learning rate falls linearly from rl-zoo3's value to 0"}
     )
     softdqn_double_q: bool = field(
-        default=False, metadata={"help": "SoftDQN: soft double Q-learning target (online policy, target values)"}
+        default=True, metadata={"help": "SoftDQN: soft double Q-learning target (online policy, target values)"}
     )
     dqn_lr_decay: bool = field(default=False, metadata={"help": "DQN: the same linear decay (a control)"})
     algos: tuple[str, ...] = field(default=("DQN", "SoftDQN"), metadata={"help": "agents to train"})
