@@ -60,6 +60,13 @@ def setting(name: str, folder: Path = ROOT / "experiments") -> str:
     return doc.splitlines()[0] if doc else "(the script has no docstring)"
 
 
+def base_experiment(name: str, experiments: list[str]) -> str | None:
+    """The script a ``results/<name>/`` folder comes from: ``name`` itself, or the longest script name
+    that ``name`` extends with ``_<suffix>`` (``classic_discrete_more_seeds`` -> ``classic_discrete``)."""
+    matches = [e for e in experiments if name == e or name.startswith(e + "_")]
+    return max(matches, key=len) if matches else None
+
+
 def run_experiment(name: str, *, quick: bool, results_root: Path = RESULTS_ROOT) -> dict[str, object]:
     """Run one experiment in its own process, writing under ``results_root``; return its log row."""
     cmd = [sys.executable, "-m", f"experiments.{name}", *(["--quick"] if quick else [])]
@@ -81,8 +88,9 @@ def _demote(markdown: str, levels: int) -> str:
 def build_results(results_root: Path = RESULTS_ROOT, out: Path = ROOT / "RESULTS.md") -> Path:
     """Write ``out`` from the ``*.md`` tables and ``*.png`` plots under ``results_root/<name>/``."""
     names = sorted(
-        p.name for p in results_root.iterdir() if p.is_dir() and p.name not in NOT_EXPERIMENTS and any(p.glob("*.md"))
+        p.name for p in results_root.iterdir() if p.is_dir() and p.name not in NOT_EXPERIMENTS and any(p.rglob("*.md"))
     )
+    scripts = experiment_names()
     if not names:
         raise ValueError(f"no results to gather: {results_root} has no <experiment>/*.md tables")
     rel = Path(os.path.relpath(results_root, out.parent))  # image links relative to the page
@@ -103,13 +111,19 @@ def build_results(results_root: Path = RESULTS_ROOT, out: Path = ROOT / "RESULTS
     lines += ["## Contents", ""] + [f"- [{n}](#{n})" for n in names] + [""]
     for name in names:
         folder = results_root / name
-        lines += [f"## {name}", "", f"**Setting and baseline.** {setting(name)}", ""]
-        lines += [f"Reproduce: `python -m experiments.{name}` (`--quick` for a smoke run).", ""]
-        tables = sorted(folder.glob("*.md"), key=lambda p: (p.stem != name, p.stem))  # the main table first
-        for table in tables:
+        base = base_experiment(name, scripts)
+        lines += [f"## {name}", "", f"**Setting and baseline.** {setting(base or name)}", ""]
+        if base == name:
+            lines += [f"Reproduce: `python -m experiments.{name}` (`--quick` for a smoke run).", ""]
+        elif base is not None:
+            lines += [f"A supplementary run of `experiments.{base}` (other settings or seeds: its configuration "
+                      "below and the README say how it was made).", ""]
+        main_stem = base or name
+        tables = sorted(folder.rglob("*.md"), key=lambda p: (p.stem != main_stem, p.relative_to(folder).as_posix()))
+        for table in tables:  # the main table first
             lines += [_demote(table.read_text(encoding="utf-8").strip(), 2), ""]
-        for png in sorted(folder.glob("*.png")):
-            lines += [f"![{name}: {png.stem}]({(rel / name / png.name).as_posix()})", ""]
+        for png in sorted(folder.rglob("*.png")):
+            lines += [f"![{name}: {png.stem}]({(rel / name / png.relative_to(folder)).as_posix()})", ""]
     out.write_text("\n".join(lines), encoding="utf-8")
     return out
 

@@ -225,6 +225,23 @@ def test_results_page_gathers_every_table_and_plot_main_table_first(tmp_path):
     assert "**Setting and baseline.** (no script in experiments/)" in page
 
 
+def test_results_page_names_the_script_of_a_supplementary_run_in_a_nested_folder(tmp_path):
+    from experiments.all import base_experiment, build_results, setting
+
+    assert base_experiment("classic_discrete_more_seeds", ["classic", "classic_discrete"]) == "classic_discrete"
+    assert base_experiment("classic_discrete", ["classic_discrete"]) == "classic_discrete"
+    assert base_experiment("classicx", ["classic"]) is None
+    folder = tmp_path / "results" / "priors_longer" / "priors"  # written with EBRL_RESULTS_ROOT=results/priors_longer
+    folder.mkdir(parents=True)
+    (folder / "priors.md").write_text("# Longer priors run\n\n| x |\n|---|\n| 3 |\n")
+    (folder / "priors.png").write_bytes(b"\x89PNG")
+    page = build_results(tmp_path / "results", tmp_path / "RESULTS.md").read_text()
+    assert "## priors_longer" in page and "### Longer priors run" in page and "| 3 |" in page
+    assert f"**Setting and baseline.** {setting('priors')}" in page
+    assert "A supplementary run of `experiments.priors`" in page and "python -m experiments.priors_longer" not in page
+    assert "![priors_longer: priors](results/priors_longer/priors/priors.png)" in page
+
+
 def test_results_page_from_the_repository_names_each_experiments_setting(tmp_path):
     from experiments.all import RESULTS_ROOT, build_results, experiment_names, setting
 
@@ -232,7 +249,7 @@ def test_results_page_from_the_repository_names_each_experiments_setting(tmp_pat
         pytest.skip("no results/ in this checkout")
     page = build_results(RESULTS_ROOT, tmp_path / "RESULTS.md").read_text()
     present = [p.name for p in RESULTS_ROOT.iterdir() if p.is_dir() and p.name not in ("all", "quick")
-               and any(p.glob("*.md"))]
+               and any(p.rglob("*.md"))]
     for name in present:
         assert f"## {name}\n" in page
         if name in experiment_names():
