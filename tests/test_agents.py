@@ -271,36 +271,38 @@ def test_softdqn_keeps_both_equally_good_arms():
     assert p[0] > 0.35 and p[2] > 0.35 and p[1] < 0.1, p
 
 
-def test_softdqn_double_q_values_the_next_state_by_the_online_policy(monkeypatch):
+@pytest.mark.parametrize("double_q", [False, True])
+def test_softdqn_target_uses_the_online_policy_with_double_q(monkeypatch, double_q):
     # With the online and target networks made to differ, the double-Q target must equal
-    # r + γ Σ π_online Q_target + α H(π_online), and the plain target r + γ α logsumexp(Q_target/α).
-    for double_q in (False, True):
-        model = SoftDQN("MlpPolicy", "CartPole-v1", alpha=0.5, learning_starts=0, batch_size=8, gamma=0.9,
-                        double_q=double_q, policy_kwargs=dict(net_arch=[16]), seed=0)
-        model.learn(20)
-        with torch.no_grad():
-            for p in model.energy_net_target.parameters():
-                p.add_(0.3 * torch.randn_like(p))
-        data = model.replay_buffer.sample(8)
-        monkeypatch.setattr(model.replay_buffer, "sample", lambda *a, **k: data)
-        captured = {}
-        real_loss = F.smooth_l1_loss
+    # r + γ (Σ π_online Q_target + α H(π_online)), and the plain target r + γ α logsumexp(Q_target/α).
+    model = SoftDQN("MlpPolicy", "CartPole-v1", alpha=0.5, learning_starts=0, batch_size=8, gamma=0.9,
+                    double_q=double_q, policy_kwargs=dict(net_arch=[16]), seed=0)
+    model.learn(20)
+    with torch.no_grad():
+        for p in model.energy_net_target.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    data = model.replay_buffer.sample(8)
+    monkeypatch.setattr(model.replay_buffer, "sample", lambda *a, **k: data)
+    captured = {}
+    real_loss = F.smooth_l1_loss
 
-        def recording_loss(q, y):
-            captured["y"] = y
-            return real_loss(q, y)
+    def recording_loss(q, y):
+        captured["y"] = y
+        return real_loss(q, y)
 
-        monkeypatch.setattr(F, "smooth_l1_loss", recording_loss)
-        with torch.no_grad():
-            q_target = -model.policy.energies(data.next_observations, target=True)
-            log_pi = torch.log_softmax(-model.policy.energies(data.next_observations) / 0.5, dim=1)
-        model.train(gradient_steps=1, batch_size=8)
-        if double_q:
-            v = (log_pi.exp() * (q_target - 0.5 * log_pi)).sum(1, keepdim=True)
-        else:
-            v = 0.5 * torch.logsumexp(q_target / 0.5, dim=1, keepdim=True)
-        torch.testing.assert_close(captured["y"], data.rewards + (1 - data.dones) * 0.9 * v)
-        monkeypatch.undo()
+    monkeypatch.setattr(F, "smooth_l1_loss", recording_loss)
+    with torch.no_grad():
+        q_target = -model.policy.energies(data.next_observations, target=True)
+        log_pi = torch.log_softmax(-model.policy.energies(data.next_observations) / 0.5, dim=1)
+    model.train(gradient_steps=1, batch_size=8)
+    if double_q:
+        v = (log_pi.exp() * (q_target - 0.5 * log_pi)).sum(1, keepdim=True)
+    else:
+        v = 0.5 * torch.logsumexp(q_target / 0.5, dim=1, keepdim=True)
+    torch.testing.assert_close(captured["y"], data.rewards + (1 - data.dones) * 0.9 * v)
+
+
+def test_softdqn_rejects_a_non_bool_double_q():
     with pytest.raises(TypeError, match="double_q"):
         SoftDQN("MlpPolicy", "CartPole-v1", double_q=1)
 
