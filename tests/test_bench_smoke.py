@@ -187,7 +187,7 @@ def test_classic_discrete_resume_reruns_only_the_agent_whose_settings_changed(tm
 
     base = CDArgs()
     dqn, soft = config_key(base, "DQN"), config_key(base, "SoftDQN")
-    changed = CDArgs(softdqn_double_q=True)
+    changed = CDArgs(softdqn_double_q=not base.softdqn_double_q)
     assert config_key(changed, "DQN") == dqn and config_key(changed, "SoftDQN") != soft
     assert config_key(CDArgs(eval_freq=1000), "DQN") != dqn  # a shared setting changes both
     assert config_key(CDArgs(seeds=(7,), algos=("DQN",), resume=True), "DQN") == dqn
