@@ -11,7 +11,9 @@ import argparse
 import csv
 import dataclasses
 import datetime
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import typing
@@ -166,6 +168,42 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.3g}"
     return str(value).replace("|", "\\|")
+
+
+def config_digest(args: Any, *, exclude: Sequence[str] = (), exclude_prefixes: Sequence[str] = ()) -> str:
+    """A 10-hex-digit SHA-256 digest of a dataclass's fields, less ``exclude`` and ``exclude_prefixes``.
+
+    Rows carry it in a ``config`` column, so ``--resume`` keeps exactly the runs made with the same settings.
+    """
+    prefixes = tuple(exclude_prefixes)
+    fields = {k: v for k, v in dataclasses.asdict(args).items() if k not in exclude and not k.startswith(prefixes)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def read_rows(
+    path: Path, *, keep: Any, integer: Sequence[str] = (), real: Sequence[str] = (), boolean: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The rows of a CSV written by :func:`write_table` for which ``keep(row)`` holds, typed back.
+
+    Empty cells stay ``""``; ``integer`` columns accept ``"7166.0"`` (an earlier table wrote a float).
+    Returns ``[]`` when ``path`` does not exist.
+    """
+    if not path.exists():
+        return []
+
+    def parse(key: str, value: str) -> Any:
+        if value == "":
+            return value
+        if key in integer:
+            return int(float(value))
+        if key in real:
+            return float(value)
+        if key in boolean:
+            return value == "True"
+        return value
+
+    with open(path, newline="") as f:
+        return [{k: parse(k, v) for k, v in r.items()} for r in csv.DictReader(f) if keep(r)]
 
 
 def parse_args(cls: type[T], *, description: str, argv: Sequence[str] | None = None) -> T:

@@ -29,10 +29,6 @@ SoftDQN only).
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,7 +43,16 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import LinearSchedule
 
 from agents import SoftDQN
-from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
+from experiments._common import (
+    config_digest,
+    environment_info,
+    parse_args,
+    pyplot,
+    read_rows,
+    results_dir,
+    save_figure,
+    write_table,
+)
 
 ZOO: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(
@@ -220,10 +225,8 @@ AGENT_FIELDS = {"DQN": "dqn_", "SoftDQN": "softdqn_"}
 
 def config_key(args: Args, algo: str) -> str:
     """A short digest of the settings that shape one ``algo`` run: the shared ones and ``algo``'s own."""
-    skip = ("env_ids", "seeds", "algos", "resume")
-    other = tuple(prefix for name, prefix in AGENT_FIELDS.items() if name != algo)
-    fields = {k: v for k, v in dataclasses.asdict(args).items() if k not in skip and not k.startswith(other)}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+    other = [prefix for name, prefix in AGENT_FIELDS.items() if name != algo]
+    return config_digest(args, exclude=("env_ids", "seeds", "algos", "resume"), exclude_prefixes=other)
 
 
 def earlier_runs(out_dir: Path, args: Args) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -232,22 +235,17 @@ def earlier_runs(out_dir: Path, args: Args) -> tuple[list[dict[str, Any]], list[
         return [], []
 
     def read(name: str) -> list[dict[str, Any]]:
-        with open(out_dir / name, newline="") as f:
-            return [r for r in csv.DictReader(f) if r.get("config") == config_key(args, r["algo"])]
+        return read_rows(
+            out_dir / name,
+            keep=lambda r: r.get("config") == config_key(args, r["algo"]),
+            integer=("seed", "step", "steps", "solved_at_step"),
+            real=("final_return", "best_return", "threshold", "seconds", "eval_return", "eval_std"),
+            boolean=("solved_at_end", "late_collapse"),
+        )
 
-    def parse(key: str, value: str) -> Any:
-        if key in ("seed", "step", "steps") or (key == "solved_at_step" and value):
-            return int(float(value))
-        if key in ("solved_at_end", "late_collapse"):
-            return value == "True"
-        if key in ("final_return", "best_return", "threshold", "seconds", "eval_return", "eval_std"):
-            return float(value)
-        return value
-
-    rows = [{k: parse(k, v) for k, v in r.items()} for r in read("classic_discrete.csv")]
+    rows = read("classic_discrete.csv")
     done = {(r["env"], r["algo"], r["seed"]) for r in rows}
-    curves = [{k: parse(k, v) for k, v in c.items()} for c in read("curves.csv")]
-    return rows, [c for c in curves if (c["env"], c["algo"], c["seed"]) in done]
+    return rows, [c for c in read("curves.csv") if (c["env"], c["algo"], c["seed"]) in done]
 
 
 def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, out_dir: Path) -> None:

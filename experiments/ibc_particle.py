@@ -16,10 +16,6 @@ Run: ``python -m experiments.ibc_particle`` (``--quick`` for a smoke run).
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +32,16 @@ from agents import IBC, EnergyInference
 from ebrl._checks import seeded_init
 from ebrl.samplers import Langevin
 from envs.particle import collect_demonstrations
-from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
+from experiments._common import (
+    config_digest,
+    environment_info,
+    parse_args,
+    pyplot,
+    read_rows,
+    results_dir,
+    save_figure,
+    write_table,
+)
 
 
 @dataclass
@@ -128,26 +133,18 @@ def success_rate(policy: Any, dim: int, seed: int, n: int, deterministic: bool) 
 
 def config_key(args: Args) -> str:
     """A short digest of the settings that shape one (dim, seed) run (not which dims and seeds run)."""
-    fields = {k: v for k, v in dataclasses.asdict(args).items() if k not in ("dims", "seeds", "resume")}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+    return config_digest(args, exclude=("dims", "seeds", "resume"))
 
 
 def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
     """Per-run rows of ``ibc_particle.csv`` made with this configuration (for ``--resume``)."""
-    path = out_dir / "ibc_particle.csv"
-    if not path.exists():
-        return []
     key = config_key(args)
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("config") == key and r["seed"].isdigit()]
-    integer, real = ("dim", "seed", "demo_steps"), ("success", "final_train_loss", "noisy_demo_success")
-
-    def parse(key: str, value: str) -> Any:
-        if value == "" or key not in integer + real:
-            return value
-        return int(float(value)) if key in integer else float(value)  # an earlier table may say 7166.0
-
-    return [{k: parse(k, v) for k, v in r.items()} for r in rows]
+    return read_rows(
+        out_dir / "ibc_particle.csv",
+        keep=lambda r: r.get("config") == key and r["seed"].isdigit(),  # not the "mean of N" rows
+        integer=("dim", "seed", "demo_steps"),
+        real=("success", "final_train_loss", "noisy_demo_success"),
+    )
 
 
 def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
