@@ -88,13 +88,12 @@ class DiscreteBoltzmannPolicy:
         other π' (the soft value is the maximum over policies). Soft double Q-learning uses it with the
         online network choosing π' and the target network giving Q, which curbs overestimation.
         """
-        energies, policy_energies = _check_energies(energies), _check_energies(policy_energies)
-        if policy_energies.shape != energies.shape:
+        energies = _check_energies(energies)
+        log_p = self.log_probs(policy_energies)  # (B, K); checks policy_energies
+        if log_p.shape != energies.shape:
             raise ValueError(
-                f"policy_energies must have the shape of energies {tuple(energies.shape)}, "
-                f"got {tuple(policy_energies.shape)}"
+                f"policy_energies must have the shape of energies {tuple(energies.shape)}, got {tuple(log_p.shape)}"
             )
-        log_p = torch.log_softmax(-policy_energies / self.alpha, dim=1)  # (B, K)
         terms = log_p.exp() * (-energies - self.alpha * log_p)  # (B, K)
         return torch.where(log_p > -math.inf, terms, torch.zeros_like(terms)).sum(dim=1)  # masked actions add 0
 
