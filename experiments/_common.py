@@ -209,7 +209,8 @@ def read_rows(
 def parse_args(cls: type[T], *, description: str, argv: Sequence[str] | None = None) -> T:
     """Build a command line from the fields of dataclass ``cls`` and parse it into an instance.
 
-    ``--field-name VALUE`` for int, float and str fields (``choices`` from a ``Literal``),
+    ``--field-name VALUE`` for int, float and str fields (``choices`` from a ``Literal``), and for
+    optional ones (``float | None``: left out, the field keeps its default ``None``),
     ``--field-name A B ...`` for tuples, ``--flag/--no-flag`` for bools. A field's
     ``metadata["help"]`` is its help text.
     """
@@ -219,6 +220,9 @@ def parse_args(cls: type[T], *, description: str, argv: Sequence[str] | None = N
     parser = argparse.ArgumentParser(description=description)
     for f in dataclasses.fields(cls):
         hint, flag = hints[f.name], "--" + f.name.replace("_", "-")
+        members = typing.get_args(hint)
+        if type(None) in members and len(members) == 2:  # Optional[X] / X | None
+            hint = next(m for m in members if m is not type(None))
         help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         if hint is bool:
             action = argparse.BooleanOptionalAction

@@ -4,8 +4,11 @@ Both agents use rl-zoo3's tuned DQN hyperparameters (``hyperparams/dqn.yml`` of
 DLR-RM/rl-baselines3-zoo at commit ce95481); SoftDQN drops the ε-greedy schedule (it explores by
 the Boltzmann policy) and adds its temperature α; with ``softdqn_lr_decay`` (the default) its
 learning rate falls linearly from rl-zoo3's value to 0 over the run, while DQN keeps rl-zoo3's
-constant rate (``dqn_lr_decay`` gives DQN the same decay, as a control). SoftDQN's defaults, α = 0.1
-and the soft double-Q target, were chosen on CartPole tuning seeds 3-11, never the reported seeds 0-2
+constant rate (``dqn_lr_decay`` gives DQN the same decay, as a control). SoftDQN's temperature is
+set per environment, like rl-zoo3's hyperparameters, because α is in reward units
+(``SOFTDQN_ALPHA``: CartPole-v1 α = 1, reward +1 per step; Acrobot-v1 α = 0.1, reward -1 per step,
+where α·log 3 ≥ 1 would pay a uniform policy to prolong episodes). The CartPole α and the soft
+double-Q target were chosen on CartPole tuning seeds 3-11, never the reported seeds
 (``results/classic_discrete_softdqn_tuning/``). Each agent trains in one
 ``learn`` call, so SB3's schedules (DQN's ε, the learning rate) see the whole run; every
 ``eval_freq`` steps a callback evaluates it on ``n_eval_episodes`` deterministic episodes.
@@ -68,6 +71,9 @@ ZOO: dict[str, dict[str, Any]] = {
 }
 """rl-zoo3's DQN hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/dqn.yml, commit ce95481)."""
 
+SOFTDQN_ALPHA = {"CartPole-v1": 1.0, "Acrobot-v1": 0.1}
+"""SoftDQN's temperature per environment (reward units), used unless ``--softdqn-alpha`` is given."""
+
 EPSILON_KEYS = ("exploration_fraction", "exploration_final_eps")
 
 
@@ -79,7 +85,9 @@ class Args:
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "training seeds"})
     eval_freq: int = field(default=2_500, metadata={"help": "steps between evaluations"})
     n_eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per evaluation"})
-    softdqn_alpha: float = field(default=0.1, metadata={"help": "SoftDQN temperature alpha (reward units)"})
+    softdqn_alpha: float | None = field(
+        default=None, metadata={"help": "SoftDQN temperature alpha (reward units); default: per env, SOFTDQN_ALPHA"}
+    )
     softdqn_lr_decay: bool = field(
         default=True, metadata={"help": "SoftDQN: learning rate falls linearly from rl-zoo3's value to 0"}
     )
@@ -109,7 +117,13 @@ def make_agent(algo: str, env_id: str, seed: int, args: Args) -> DQN | SoftDQN:
     if algo == "DQN":
         return DQN("MlpPolicy", env, seed=seed, **hp)
     hp = {k: v for k, v in hp.items() if k not in EPSILON_KEYS}
-    return SoftDQN("MlpPolicy", env, alpha=args.softdqn_alpha, double_q=args.softdqn_double_q, seed=seed, **hp)
+    alpha = softdqn_alpha(args, env_id)
+    return SoftDQN("MlpPolicy", env, alpha=alpha, double_q=args.softdqn_double_q, seed=seed, **hp)
+
+
+def softdqn_alpha(args: Args, env_id: str) -> float:
+    """SoftDQN's α for ``env_id``: ``--softdqn-alpha`` if given, else the per-environment default."""
+    return SOFTDQN_ALPHA[env_id] if args.softdqn_alpha is None else args.softdqn_alpha
 
 
 class EvalCurve(BaseCallback):
@@ -151,7 +165,7 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
     seconds = time.perf_counter() - start
     curve = [
         {"env": env_id, "algo": algo, "seed": seed, "step": step, "eval_return": mean, "eval_std": std,
-         "config": config_key(args, algo)}
+         "config": config_key(args, algo, env_id)}
         for step, mean, std in evaluations.curve
     ]
     solved_at = next((c["step"] for c in curve if c["eval_return"] >= threshold), None)
@@ -168,7 +182,7 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
         "late_collapse": solved_at is not None and final < threshold,
         "steps": model.num_timesteps,
         "seconds": round(seconds, 1),
-        "config": config_key(args, algo),
+        "config": config_key(args, algo, env_id),
     }
     print(row, flush=True)
     return row, curve
@@ -223,10 +237,15 @@ AGENT_FIELDS = {"DQN": "dqn_", "SoftDQN": "softdqn_"}
 """Options that only one agent reads start with its prefix."""
 
 
-def config_key(args: Args, algo: str) -> str:
-    """A short digest of the settings that shape one ``algo`` run: the shared ones and ``algo``'s own."""
+def config_key(args: Args, algo: str, env_id: str) -> str:
+    """A short digest of the settings that shape one ``algo`` run on ``env_id``: the shared ones and ``algo``'s own.
+
+    SoftDQN's α enters as the value used on ``env_id``, so a run keeps its digest whether α came
+    from ``--softdqn-alpha`` or from the per-environment default.
+    """
     other = [prefix for name, prefix in AGENT_FIELDS.items() if name != algo]
-    return config_digest(args, exclude=("env_ids", "seeds", "algos", "resume"), exclude_prefixes=other)
+    resolved = replace(args, softdqn_alpha=softdqn_alpha(args, env_id))
+    return config_digest(resolved, exclude=("env_ids", "seeds", "algos", "resume"), exclude_prefixes=other)
 
 
 def earlier_runs(out_dir: Path, args: Args) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -237,7 +256,7 @@ def earlier_runs(out_dir: Path, args: Args) -> tuple[list[dict[str, Any]], list[
     def read(name: str) -> list[dict[str, Any]]:
         return read_rows(
             out_dir / name,
-            keep=lambda r: r.get("config") == config_key(args, r["algo"]),
+            keep=lambda r: r["env"] in ZOO and r.get("config") == config_key(args, r["algo"], r["env"]),
             integer=("seed", "step", "steps", "solved_at_step"),
             real=("final_return", "best_return", "threshold", "seconds", "eval_return", "eval_std"),
             boolean=("solved_at_end", "late_collapse"),
@@ -267,8 +286,12 @@ def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args
         title="SoftDQN against DQN (rl-zoo3 hyperparameters)",
         config=args,
         info=environment_info(packages=("stable-baselines3", "gymnasium")),
-        notes=(*notes, "The config column is a digest of the settings below that shape that agent's run "
-               "(not env_ids, seeds, algos): rows kept by --resume from earlier invocations share it."),
+        notes=(*notes, "SoftDQN's α per environment: " + ", ".join(f"{e} {softdqn_alpha(args, e)}" for e in env_ids)
+               + (" (softdqn_alpha None: the per-environment defaults)." if args.softdqn_alpha is None else "."),
+               "The config column is a digest of the settings below that shape that agent's run "
+               "(not env_ids, seeds, algos): rows kept by --resume from earlier invocations share it. The seconds"
+               " column is each run's own wall-clock, measured in whichever invocation made it: compare it only"
+               " between runs made together."),
     )
 
 

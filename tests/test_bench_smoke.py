@@ -116,6 +116,15 @@ def test_parse_args_builds_options_from_the_dataclass():
     assert args.quick is True and args.dims == (2, 8) and args.threads == 2 and args.device == "auto"
 
 
+def test_parse_args_reads_optional_fields_and_keeps_none_when_left_out():
+    from experiments.classic_discrete import Args as CDArgs
+
+    assert _common.parse_args(CDArgs, description="x", argv=[]).softdqn_alpha is None
+    assert _common.parse_args(CDArgs, description="x", argv=["--softdqn-alpha", "0.5"]).softdqn_alpha == 0.5
+    with pytest.raises(SystemExit):
+        _common.parse_args(CDArgs, description="x", argv=["--softdqn-alpha", "hot"])
+
+
 def test_every_experiment_prints_its_help(capsys):
     # argparse %-formats help texts: a literal "%" in one (such as "2% of the steps") broke --help.
     import importlib
@@ -182,15 +191,20 @@ def test_ibc_particle_resume_keeps_only_rows_of_the_same_configuration(tmp_path)
 
 
 def test_classic_discrete_resume_reruns_only_the_agent_whose_settings_changed(tmp_path):
+    from experiments.classic_discrete import SOFTDQN_ALPHA, config_key, earlier_runs
     from experiments.classic_discrete import Args as CDArgs
-    from experiments.classic_discrete import config_key, earlier_runs
 
-    base = CDArgs()
-    dqn, soft = config_key(base, "DQN"), config_key(base, "SoftDQN")
+    base, env = CDArgs(), "CartPole-v1"
+    dqn, soft = config_key(base, "DQN", env), config_key(base, "SoftDQN", env)
     changed = CDArgs(softdqn_double_q=not base.softdqn_double_q)
-    assert config_key(changed, "DQN") == dqn and config_key(changed, "SoftDQN") != soft
-    assert config_key(CDArgs(eval_freq=1000), "DQN") != dqn  # a shared setting changes both
-    assert config_key(CDArgs(seeds=(7,), algos=("DQN",), resume=True), "DQN") == dqn
+    assert config_key(changed, "DQN", env) == dqn and config_key(changed, "SoftDQN", env) != soft
+    assert config_key(CDArgs(eval_freq=1000), "DQN", env) != dqn  # a shared setting changes both
+    assert config_key(CDArgs(seeds=(7,), algos=("DQN",), resume=True), "DQN", env) == dqn
+    # SoftDQN's alpha is per environment; the digest holds the value used, however it was given
+    assert SOFTDQN_ALPHA["CartPole-v1"] != SOFTDQN_ALPHA["Acrobot-v1"]
+    assert config_key(base, "SoftDQN", "Acrobot-v1") != soft and config_key(base, "DQN", "Acrobot-v1") == dqn
+    assert config_key(CDArgs(softdqn_alpha=SOFTDQN_ALPHA[env]), "SoftDQN", env) == soft
+    assert config_key(CDArgs(softdqn_alpha=SOFTDQN_ALPHA["Acrobot-v1"]), "SoftDQN", env) != soft
     (tmp_path / "classic_discrete.csv").write_text(
         "env,algo,seed,final_return,best_return,threshold,solved_at_step,solved_at_end,late_collapse,steps,"
         "seconds,config\n"
