@@ -9,6 +9,14 @@ that the noise's norm does not grow with the dimension), so both learners see ho
 from small deviations. Success rate over ``n_eval_episodes`` episodes, in several dimensions.
 Florence et al. (2021) report, on their 2-D particle task, Langevin 96% against MSE 5%.
 
+One trained energy, three ways to act:
+
+- ``IBC-DFO``: the paper's derivative-free optimiser, deterministic (the lowest-energy candidate).
+- ``IBC-DFO-sample``: the same population, then one candidate drawn ∝ exp(-E/T) at the InfoNCE
+  temperature T = 1, i.e. a sample of the trained model rather than its argmin.
+- ``IBC-Langevin``: a Boltzmann sample at α = ``langevin_alpha``: one of ``langevin_proposals``
+  uniform actions drawn ∝ exp(-E/α), then 30 Langevin steps.
+
 Writes ``results/ibc_particle/``: ``ibc_particle.csv``, ``ibc_particle.md`` and ``ibc_particle.png``.
 
 Run: ``python -m experiments.ibc_particle`` (``--quick`` for a smoke run).
@@ -56,7 +64,7 @@ class Args:
         metadata={"help": "2-D std of the noise on the executed expert set-point (DART), scaled by sqrt(2/dim)"},
     )
     hidden: int = field(default=128, metadata={"help": "width of both networks (2 hidden layers)"})
-    epochs: int = field(default=300, metadata={"help": "passes over the demonstrations (both methods)"})
+    epochs: int = field(default=600, metadata={"help": "passes over the demonstrations (both methods)"})
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (both methods)"})
     n_negatives: int = field(default=64, metadata={"help": "IBC counter-examples per demo (paper: 256)"})
@@ -71,7 +79,13 @@ class Args:
     train_langevin_noise: float = field(default=0.01, metadata={"help": "Langevin noise std per step"})
     grad_penalty: float = field(default=0.0, metadata={"help": "IBC gradient penalty weight (margin 1)"})
     dfo_samples: int = field(default=4096, metadata={"help": "DFO candidates per state at inference"})
+    dfo_sample_temperature: float = field(
+        default=1.0, metadata={"help": "IBC-DFO-sample: temperature of its draw from the DFO population"}
+    )
     langevin_alpha: float = field(default=0.1, metadata={"help": "temperature of the Langevin policy"})
+    langevin_proposals: int = field(
+        default=4096, metadata={"help": "uniform proposals that start the Langevin chain (importance resampling)"}
+    )
     langevin_step_size: float = field(
         default=0.0005, metadata={"help": "Langevin policy step (a sharper, longer-trained energy needs a smaller one)"}
     )
@@ -85,8 +99,12 @@ class Args:
 
 QUICK = {
     "dims": (2,), "seeds": (0,), "n_demos": 50, "hidden": 64, "epochs": 3, "n_negatives": 32,
-    "dfo_samples": 256, "n_eval_episodes": 10,
+    "dfo_samples": 256, "langevin_proposals": 64, "n_eval_episodes": 10,
 }
+
+
+METHODS = ("IBC-DFO", "IBC-DFO-sample", "IBC-Langevin", "MSE-BC", "expert")
+"""The rows of each (dim, seed) run."""
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
@@ -165,10 +183,13 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
     history = ibc.learn(obs, act, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     mse = train_mse(obs, act, args, seed)
     dfo = EnergyInference(deterministic="dfo", dfo_samples=args.dfo_samples)
-    langevin = EnergyInference(stochastic="langevin", alpha=args.langevin_alpha, n_proposals=args.dfo_samples // 16,
+    dfo_sample = EnergyInference(stochastic="dfo", dfo_samples=args.dfo_samples, alpha=args.dfo_sample_temperature)
+    langevin = EnergyInference(stochastic="langevin", alpha=args.langevin_alpha, n_proposals=args.langevin_proposals,
                                langevin_steps=30, langevin_step_size=args.langevin_step_size)
     rows = []
-    for method, inference, deterministic in (("IBC-DFO", dfo, True), ("IBC-Langevin", langevin, False)):
+    for method, inference, deterministic in (
+        ("IBC-DFO", dfo, True), ("IBC-DFO-sample", dfo_sample, False), ("IBC-Langevin", langevin, False)
+    ):
         ibc.policy.set_inference(inference)
         rows.append({"dim": dim, "seed": seed, "method": method,
                      "success": success_rate(ibc.policy, dim, seed, args.n_eval_episodes, deterministic),
@@ -210,8 +231,8 @@ def main(args: Args) -> list[dict[str, Any]]:
                 print(f"({dim}-D, seed {seed}) kept from the earlier run with the same configuration", flush=True)
                 continue
             rows += run(dim, seed, args)
-            print(", ".join(f"{r['method']} {r['success']:.2f}" for r in rows[-4:]), f"({dim}-D, seed {seed})",
-                  flush=True)
+            latest = ", ".join(f"{r['method']} {r['success']:.2f}" for r in rows[-len(METHODS):])
+            print(latest, f"({dim}-D, seed {seed})", flush=True)
             write_results(rows, args, out_dir)  # after every run, so a run cut short keeps its results
     summary = write_results(rows, args, out_dir) if rows else []  # also when --resume kept every run
     return rows + summary
@@ -220,10 +241,13 @@ def main(args: Args) -> list[dict[str, Any]]:
 def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list[dict[str, Any]]:
     """Write the table and plot of the runs so far (after every run); return the per-dimension means."""
     done = sorted({(r["dim"], r["seed"]) for r in rows})
+    rows = sorted(rows, key=lambda r: (r["dim"], r["seed"], METHODS.index(r["method"])))  # merged runs in order
     summary = []
     for dim in sorted({d for d, _ in done}):
-        for method in ("IBC-DFO", "IBC-Langevin", "MSE-BC", "expert"):
+        for method in METHODS:
             vals = [r["success"] for r in rows if r["dim"] == dim and r["method"] == method]
+            if not vals:  # a method added after the kept rows were made
+                continue
             summary.append({"dim": dim, "seed": f"mean of {len(vals)}", "method": method,
                             "success": float(np.mean(vals))})
     plot(summary, str(out_dir / "ibc_particle.png"))
