@@ -31,7 +31,16 @@ from gymnasium import spaces
 from stable_baselines3.sac.policies import SACPolicy
 
 from agents.softq.policies import SoftQPolicy
-from experiments._common import environment_info, parse_args, pick_device, results_dir, synchronize, write_table
+from experiments._common import (
+    environment_info,
+    parse_args,
+    pick_device,
+    pyplot,
+    results_dir,
+    save_figure,
+    synchronize,
+    write_table,
+)
 
 
 @dataclass
@@ -118,8 +127,10 @@ def main(args: Args) -> list[dict[str, Any]]:
     sac_latency = {r["n_states"]: r["latency_ms"] for r in rows if r["policy"] == "SAC actor"}
     for r in rows:
         r["x_sac_latency"] = r["latency_ms"] / sac_latency[r["n_states"]]
+    out_dir = results_dir("bench_policy")
+    plot(rows, device, str(out_dir / "bench_policy.png"))
     write_table(
-        results_dir("bench_policy"), "bench_policy", rows,
+        out_dir, "bench_policy", rows,
         title=f"Action sampling: SoftQ's Langevin policy against SAC's actor ({device.type})",
         config=args,
         info=environment_info(device, packages=("stable-baselines3",)),
@@ -127,6 +138,22 @@ def main(args: Args) -> list[dict[str, Any]]:
                f"act_dim {args.act_dim}. Median latency over {args.repeats} calls.",),
     )
     return rows
+
+
+def plot(rows: list[dict[str, Any]], device: torch.device, path: str) -> None:
+    """Latency per call against the number of states, one line per policy (log-log)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(r["policy"] for r in rows):
+        pts = [r for r in rows if r["policy"] == name]
+        ax.plot([r["n_states"] for r in pts], [r["latency_ms"] for r in pts], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("states per call")
+    ax.set_ylabel("median latency per call (ms)")
+    ax.set_title(f"Action sampling latency ({device.type})")
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
