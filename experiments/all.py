@@ -1,7 +1,7 @@
 """Re-run every experiment and rebuild ``RESULTS.md`` from the tables in ``results/*/``.
 
-Each experiment script (``experiments/<name>.py``, except this one, ``sweep`` and the ``_``
-helpers) runs as ``python -m experiments.<name> [--quick]`` in its own process, one after the
+Each experiment script (``experiments/<name>.py``, except this one, ``sweep``, ``stats`` and the
+``_`` helpers) runs as ``python -m experiments.<name> [--quick]`` in its own process, one after the
 other; a failing script is reported and the others still run. ``RESULTS.md`` then gathers, per
 experiment, the setting and the baseline (the first line of the script's docstring), every
 Markdown table the script wrote (each carries its configuration, seeds, versions and device) and
@@ -30,8 +30,8 @@ from pathlib import Path
 from experiments._common import RESULTS_ROOT, environment_info, parse_args, results_dir, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = {"all", "sweep"}
-"""Modules of ``experiments/`` that are not experiments."""
+SKIP = {"all", "stats", "sweep"}
+"""Modules of ``experiments/`` that are not experiments (``stats`` is the scripts' statistics library)."""
 
 NOT_EXPERIMENTS = {"all", "quick"}
 """Folders of ``results/`` that hold no experiment's tables: the run log and the smoke runs."""
@@ -47,7 +47,7 @@ class Args:
 
 
 def experiment_names(folder: Path = ROOT / "experiments") -> list[str]:
-    """The experiment scripts in ``folder``, sorted: every ``<name>.py`` but ``_*``, ``all`` and ``sweep``."""
+    """The experiment scripts in ``folder``, sorted: every ``<name>.py`` but ``_*`` and ``SKIP``."""
     return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_") and p.stem not in SKIP)
 
 
