@@ -4,8 +4,7 @@ Sign convention, for the whole library: lower energy means more probable,
 p(x) ∝ exp(-E(x)/T); for RL, E(s, a) = -Q(s, a).
 """
 
-__version__ = "0.1.0"
-
+from ebrl._version import __version__ as __version__
 from ebrl.checkpoint import CheckpointError as CheckpointError
 from ebrl.checkpoint import load_model as load_model
 from ebrl.checkpoint import save_model as save_model

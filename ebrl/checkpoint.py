@@ -10,12 +10,11 @@ A checkpoint is one ``torch.save`` of a dict of plain values and tensors, so it 
 ``load_model`` verifies everything (format, version, digest, class, keys and shapes) before it
 touches a model, so a failed load never leaves a model half-loaded.
 
-Training runs save more than the weights: ``save_training_state`` adds the optimizer state, the
-generator state, PCD's replay buffer and the history, so that ``load_training_state`` into
-fresh objects continues the run exactly (same format guarantees: atomic write, digest over
-every field, full validation before anything is loaded). Both are importable from here::
-
-    from ebrl.checkpoint import load_training_state, save_training_state
+Training states (``ebrl.training.save_training_state``, ``BoltzmannModel.save_training_state``)
+use the same guarantees through ``write_training_payload`` / ``read_training_payload``: one
+envelope with a format tag, the model's weights and class, the generator's state and a digest
+over every field, written atomically and fully checked before anything is loaded. What goes
+into a training state (optimizer, replay buffer, history) is ``ebrl.training``'s business.
 
 Example::
 
@@ -32,12 +31,12 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-import ebrl
+from ebrl._version import __version__
 from ebrl.energy.base import Configurable
 
 FORMAT = "ebrl-checkpoint"
@@ -69,7 +68,7 @@ def state_digest(state_dict: Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def _as_path(path: object) -> Path:
+def as_path(path: object) -> Path:
     """``path`` as a ``Path``; ``TypeError`` naming ``path`` unless it is a str or an ``os.PathLike``."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -135,7 +134,7 @@ def save_model(model: nn.Module, path: PathLike, *, extra: dict[str, Any] | None
         extra: plain values to store alongside (epochs, metrics, hyperparameters...).
     """
     _check_model(model)
-    _as_path(path)
+    as_path(path)
     if extra is not None and not isinstance(extra, dict):
         raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
     _check_plain("extra", extra)
@@ -146,7 +145,7 @@ def save_model(model: nn.Module, path: PathLike, *, extra: dict[str, Any] | None
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "ebrl_version": ebrl.__version__,
+        "ebrl_version": __version__,
         "class": model.class_key(),
         "config": config,
         "state_dict": state,
@@ -162,7 +161,7 @@ def write_atomic(path: PathLike, payload: object) -> None:
     A reader never sees a half-written file, and an existing file is replaced only once the new
     one is complete; on failure the temporary file is removed.
     """
-    path = _as_path(path)
+    path = as_path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to '{path}': the directory '{path.parent}' does not exist")
     # A unique sibling name, created exclusively with mode 0o666 so the umask applies as for
@@ -210,7 +209,7 @@ def _read(path: Path, map_location: str | torch.device | None) -> dict[str, Any]
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"'{path}' has checkpoint format_version {version}, written by ebrl "
-            f"{payload.get('ebrl_version')}; this ebrl ({ebrl.__version__}) reads format_version "
+            f"{payload.get('ebrl_version')}; this ebrl ({__version__}) reads format_version "
             f"<= {FORMAT_VERSION}: upgrade ebrl"
         )
     state = payload.get("state_dict")
@@ -290,7 +289,7 @@ def load_checkpoint(
         map_location: where ``torch.load`` puts the tensors (default CPU); a rebuilt model is
             moved there.
     """
-    path = _as_path(path)
+    path = as_path(path)
     map_location = _check_map_location(map_location)
     payload = _read(path, map_location)
     if model is not None:
@@ -325,22 +324,14 @@ TRAINING_FORMAT = "ebrl-training-state"
 TRAINING_FORMAT_VERSION = 1
 
 
-class Stateful(Protocol):
-    """Anything with ``state_dict()`` and ``load_state_dict(state)``, such as ``PCD`` (its replay buffer)."""
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-def _leaves(prefix: str, value: object) -> Iterator[tuple[str, object]]:
+def leaves(prefix: str, value: object) -> Iterator[tuple[str, object]]:
     """Every leaf of a nested dict/list/tuple, with its path (``a/b/0``)."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _leaves(f"{prefix}/{k!r}", v)
+            yield from leaves(f"{prefix}/{k!r}", v)
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            yield from _leaves(f"{prefix}/{i}", v)
+            yield from leaves(f"{prefix}/{i}", v)
     else:
         yield prefix, value
 
@@ -348,9 +339,9 @@ def _leaves(prefix: str, value: object) -> Iterator[tuple[str, object]]:
 def payload_digest(payload: Mapping[str, Any]) -> str:
     """SHA-256 over every field but ``digest``: the tensors as in ``state_digest`` and the other leaves by repr."""
     body = {k: v for k, v in payload.items() if k != "digest"}
-    leaves = list(_leaves("", body))
-    tensors = {path: v for path, v in leaves if isinstance(v, Tensor)}
-    plain = [(path, type(v).__name__, repr(v)) for path, v in leaves if not isinstance(v, Tensor)]
+    all_leaves = list(leaves("", body))
+    tensors = {path: v for path, v in all_leaves if isinstance(v, Tensor)}
+    plain = [(path, type(v).__name__, repr(v)) for path, v in all_leaves if not isinstance(v, Tensor)]
     h = hashlib.sha256(repr(plain).encode())
     h.update(state_digest(tensors).encode())
     return h.hexdigest()
@@ -381,7 +372,7 @@ def write_training_payload(
     payload = {
         "format": TRAINING_FORMAT,
         "format_version": TRAINING_FORMAT_VERSION,
-        "ebrl_version": ebrl.__version__,
+        "ebrl_version": __version__,
         "class": _class_key(model),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "generator": {"device": generator.device.type, "state": generator.get_state()},
@@ -394,14 +385,14 @@ def write_training_payload(
 
 def read_training_payload(path: PathLike, *, model: nn.Module, generator: torch.Generator) -> dict[str, Any]:
     """Read a training state and check the envelope, the digest, the model and the generator; mutate nothing."""
-    path = _as_path(path)
+    path = as_path(path)
     payload = _load_file(path, None)
     if not isinstance(payload, dict) or payload.get("format") != TRAINING_FORMAT:
         raise CheckpointError(f"'{path}' is not an ebrl training state (no '{TRAINING_FORMAT}' format tag)")
     version = payload.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= TRAINING_FORMAT_VERSION:
         raise CheckpointError(
-            f"'{path}' has training-state format_version {version!r}; this ebrl ({ebrl.__version__}) reads "
+            f"'{path}' has training-state format_version {version!r}; this ebrl ({__version__}) reads "
             f"1 to {TRAINING_FORMAT_VERSION}"
         )
     if not isinstance(payload.get("digest"), str) or payload_digest(payload) != payload["digest"]:
@@ -426,156 +417,3 @@ def read_training_payload(path: PathLike, *, model: nn.Module, generator: torch.
             f"'{generator.device.type}' generator; nothing was loaded"
         )
     return payload
-
-
-def _check_layout(path: Path, what: str, live: object, saved: object) -> None:
-    """Require ``saved`` to have the keys, lengths and tensor shapes of ``live``."""
-    live_leaves = dict(_leaves("", live))
-    saved_leaves = dict(_leaves("", saved))
-    if live_leaves.keys() != saved_leaves.keys():
-        raise CheckpointError(
-            f"'{path}': the stored {what} state has other entries than the given {what}'s; nothing was loaded"
-        )
-    for key, v in live_leaves.items():
-        w = saved_leaves[key]
-        if isinstance(v, Tensor) and (not isinstance(w, Tensor) or w.shape != v.shape):
-            shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-            raise CheckpointError(
-                f"'{path}': the stored {what} state has {key} of shape {shape}, the given {what} "
-                f"{tuple(v.shape)}; nothing was loaded"
-            )
-
-
-def _check_optimizer_state(path: Path, optimizer: torch.optim.Optimizer, saved: object) -> None:
-    """Require the stored optimizer state to fit ``optimizer``: groups, parameter counts and state shapes."""
-    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
-        raise CheckpointError(f"'{path}' holds no optimizer state; nothing was loaded")
-    groups, own = saved["param_groups"], optimizer.param_groups
-    if len(groups) != len(own) or any(len(g["params"]) != len(o["params"]) for g, o in zip(groups, own, strict=False)):
-        raise CheckpointError(
-            f"'{path}': the stored optimizer has parameter groups of sizes {[len(g['params']) for g in groups]}, "
-            f"the given one {[len(o['params']) for o in own]}; nothing was loaded"
-        )
-    param_of = {i: p for g, o in zip(groups, own, strict=True) for i, p in zip(g["params"], o["params"], strict=True)}
-    for i, state in saved.get("state", {}).items():
-        p = param_of.get(i)
-        if p is None:
-            raise CheckpointError(f"'{path}' is corrupt: optimizer state for an unknown parameter {i}")
-        for name, value in state.items():
-            if isinstance(value, Tensor) and value.dim() > 0 and value.shape != p.shape:
-                raise CheckpointError(
-                    f"'{path}': the stored optimizer state '{name}' has shape {tuple(value.shape)} but its "
-                    f"parameter has shape {tuple(p.shape)}; nothing was loaded"
-                )
-
-
-def save_training_state(
-    path: PathLike,
-    *,
-    energy: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    objective: Stateful | None = None,
-    history: Any | None = None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Save everything ``ebrl.training.fit`` needs to continue a run, atomically and with a digest.
-
-    Resuming at an epoch boundary with ``load_training_state`` into fresh objects and calling
-    ``fit`` again continues the run exactly: on the CPU, the parameters equal an uninterrupted
-    run's bit for bit (``fit`` draws every random number from ``generator``).
-
-    Example::
-
-        history = fit(energy, data, pcd, epochs=10, optimizer=opt, generator=g)
-        save_training_state("run.pt", energy=energy, optimizer=opt, generator=g, objective=pcd, history=history)
-
-    Args:
-        path: the file to write (its directory must exist); replaced only once complete.
-        energy: the model (any ``nn.Module``): its ``state_dict`` and class are stored.
-        optimizer: its ``state_dict`` (moments, step counts, learning rates).
-        generator: the run's generator: its state.
-        objective: an objective with persistent state (``PCD``: the replay buffer's chains).
-        history: the ``TrainHistory`` so far, or ``None``.
-        extra: plain values to store alongside (epochs done, hyperparameters...).
-    """
-    _as_path(path)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    objective_state = None
-    if objective is not None:
-        if not callable(getattr(objective, "state_dict", None)):
-            raise TypeError(
-                f"objective must have persistent state to save (state_dict(), as PCD has), got "
-                f"{type(objective).__name__}; stateless objectives (CD, DSM...) need no saving"
-            )
-        objective_state = objective.state_dict()
-    history_state = None
-    if history is not None:
-        from ebrl.training.trainer import TrainHistory  # ebrl.training imports far more than this module needs
-
-        if not isinstance(history, TrainHistory):
-            raise TypeError(f"history must be a TrainHistory or None, got {type(history).__name__}")
-        history_state = history.state_dict()
-    sections = {
-        "optimizer": {"class": type(optimizer).__name__, "state": optimizer.state_dict()},
-        "objective": objective_state,
-        "history": history_state,
-    }
-    write_training_payload(path, model=energy, generator=generator, sections=sections, extra=extra)
-
-
-def load_training_state(
-    path: PathLike,
-    *,
-    energy: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    objective: Stateful | None = None,
-) -> dict[str, Any]:
-    """Load a state written by ``save_training_state`` into existing objects; never half-loads.
-
-    Everything is checked before anything changes: the file (``FileNotFoundError``), its format,
-    version and SHA-256 digest (a truncated or damaged file), the energy's class, keys and shapes,
-    the optimizer's class, groups and state shapes, the generator's device, and the objective's
-    state (present exactly when ``objective`` is given, with the replay buffer's shape), all
-    ``CheckpointError``. Then the objective, the optimizer, the energy and the generator are set.
-
-    Returns:
-        ``{"history": TrainHistory | None, "extra": dict | None, "ebrl_version": str}``.
-    """
-    from ebrl.training.trainer import TrainHistory
-
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    path = _as_path(path)
-    payload = read_training_payload(path, model=energy, generator=generator)
-    saved_optimizer = payload.get("optimizer")
-    if not isinstance(saved_optimizer, dict) or saved_optimizer.get("class") != type(optimizer).__name__:
-        held = saved_optimizer.get("class") if isinstance(saved_optimizer, dict) else None
-        raise CheckpointError(
-            f"'{path}' holds the state of a {held} optimizer, but optimizer is a {type(optimizer).__name__}; "
-            f"nothing was loaded"
-        )
-    _check_optimizer_state(path, optimizer, saved_optimizer["state"])
-    saved_objective = payload.get("objective")
-    if (objective is None) != (saved_objective is None):
-        raise CheckpointError(
-            f"'{path}' {'holds' if saved_objective is not None else 'holds no'} objective state (a PCD replay "
-            f"buffer), but objective={'None' if objective is None else type(objective).__name__} was given; "
-            f"pass the objective exactly when the run had one; nothing was loaded"
-        )
-    if objective is not None:
-        _check_layout(path, "objective", objective.state_dict(), saved_objective)
-    history = None
-    if payload.get("history") is not None:
-        try:
-            history = TrainHistory.from_state_dict(payload["history"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CheckpointError(f"'{path}' is corrupt: its history cannot be read ({exc})") from exc
-    if objective is not None:
-        objective.load_state_dict(saved_objective)
-    optimizer.load_state_dict(saved_optimizer["state"])
-    energy.load_state_dict(payload["state_dict"])
-    generator.set_state(payload["generator"]["state"])
-    return {"history": history, "extra": payload.get("extra"), "ebrl_version": payload["ebrl_version"]}

@@ -26,7 +26,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ebrl import load_model, save_model
-from ebrl.checkpoint import CheckpointError, load_checkpoint, load_training_state, save_training_state
+from ebrl.checkpoint import CheckpointError, load_checkpoint
+from ebrl.training import load_training_state, save_training_state
 
 torch.set_num_threads(1)
 

@@ -23,10 +23,10 @@ import torch
 from agents import SoftDQN, SoftQ
 from agents.common import load_run, save_run
 from ebrl.boltzmann import BernoulliRBM
-from ebrl.checkpoint import CheckpointError, load_training_state, save_training_state
+from ebrl.checkpoint import CheckpointError
 from ebrl.energy import MLPEnergy
 from ebrl.samplers import Langevin, ReplayBuffer
-from ebrl.training import CD, PCD, fit
+from ebrl.training import CD, PCD, fit, load_training_state, save_training_state
 
 
 def gen(seed: int) -> torch.Generator:

@@ -34,7 +34,7 @@ How it works:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -43,6 +43,7 @@ from ebrl._checks import check_energy_output
 from ebrl.energy.base import EnergyFn
 from ebrl.samplers.base import (
     Boundary,
+    Bounds,
     apply_bounds,
     bounds_tensors,
     energy_and_grad,
@@ -50,8 +51,22 @@ from ebrl.samplers.base import (
     raise_if_diverged,
 )
 
-if TYPE_CHECKING:
-    from ebrl.samplers.langevin import Langevin
+
+class LangevinSettings(Protocol):
+    """What the compiled loop reads from a ``Langevin`` sampler (its caller, so not imported here)."""
+
+    @property
+    def n_steps(self) -> int: ...
+    @property
+    def step_size(self) -> float: ...
+    @property
+    def grad_clip(self) -> float | None: ...
+    @property
+    def bounds(self) -> Bounds | None: ...
+    @property
+    def boundary(self) -> Boundary: ...
+
+    def schedule(self) -> list[tuple[float, float]]: ...
 
 CHUNK_STEPS = 10
 """Steps unrolled into one compiled graph (the last chunk of a run may be shorter)."""
@@ -113,7 +128,7 @@ def _compiled_chunk(mode: str) -> Callable[..., tuple[Tensor, Tensor, Tensor | N
 
 
 def run_compiled_langevin(
-    sampler: Langevin,
+    sampler: LangevinSettings,
     energy: EnergyFn,
     x0: Tensor,
     *,

@@ -7,14 +7,13 @@ Example::
     objective = PCD(Langevin(step_size=1e-2, n_steps=20), buffer, l2=0.1)
     history = fit(MLPEnergy(2), data, objective, epochs=50, generator=g, progress_bar=True)
 
-To continue a run in another process, ``save_training_state`` / ``load_training_state`` (from
-``ebrl.checkpoint``, re-exported here) store and restore the energy, the optimizer, the
-generator, PCD's replay buffer and the history.
+To continue a run in another process, ``save_training_state`` / ``load_training_state`` store
+and restore the energy, the optimizer, the generator, PCD's replay buffer and the history.
 """
 
-from ebrl.checkpoint import load_training_state, save_training_state
 from ebrl.training.metrics import median_bandwidth, squared_mmd
 from ebrl.training.objectives import CD, DSM, NCE, PCD, SSM, InfoNCE, Objective
+from ebrl.training.state import load_training_state, save_training_state
 from ebrl.training.trainer import TrainHistory, fit
 
 __all__ = [

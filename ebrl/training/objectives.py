@@ -20,7 +20,7 @@ which check ``x`` themselves).
 
 An objective that carries state across calls (``PCD``'s replay buffer) exposes it through
 ``state_dict()`` and ``load_state_dict(state)``: ``fit`` rolls it back with the model when it
-recovers from a divergence, and ``ebrl.checkpoint.save_training_state`` stores it.
+recovers from a divergence, and ``ebrl.training.save_training_state`` stores it.
 
 Noise distributions (``NCE``, ``InfoNCE``, ``CD(init="noise")``) and replay buffers draw from
 the trainer's generator, so they must live on the energy's device (e.g.

@@ -8,7 +8,7 @@ to save or restore, and the update reads top to bottom in one place, as in Clean
     optimizer.zero_grad(); loss.backward(); optimizer.step()
 
 To continue training, call ``fit`` again with the same optimizer and generator; to continue
-in another process, save them with ``ebrl.checkpoint.save_training_state`` and load them into
+in another process, save them with ``ebrl.training.save_training_state`` and load them into
 fresh objects with ``load_training_state``.
 
 EBM training is prone to diverge. Each step checks, in the one host synchronisation it makes,
@@ -452,7 +452,7 @@ def fit(
         raise ValueError(
             "on_divergence='recover' is not supported under torch.distributed: a divergence raised inside the "
             "objective stops one rank only, so the ranks could not roll back together; use 'raise' and restart "
-            "from a checkpoint (ebrl.checkpoint.save_training_state)"
+            "from a checkpoint (ebrl.training.save_training_state)"
         )
 
     device, dtype = params[0].device, params[0].dtype
