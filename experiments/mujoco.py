@@ -438,6 +438,7 @@ def plot(curves: list[dict[str, Any]], env_ids: tuple[str, ...], path: Path) -> 
         ret_ax.legend(fontsize=7)
         rss_ax.set_xlabel("environment steps")
         rss_ax.set_ylabel("process RSS (MiB, both agents)")
+        rss_ax.set_ylim(bottom=0)  # from zero, so that flat memory looks flat
         rss_ax.legend(fontsize=7)
     save_figure(fig, path)
 
