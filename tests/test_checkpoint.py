@@ -5,7 +5,10 @@ clear error, and a failed load never changes the model it was loading into.
 from __future__ import annotations
 
 import copy
+import importlib
 import os
+import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import torch
 from torch import nn
 
 import ebrl
+import ebrl.energy.base
 from ebrl import CheckpointError, load_model, save_model
 from ebrl.checkpoint import FORMAT_VERSION, load_checkpoint, state_digest
 from ebrl.energy import ConvEnergy, Energy, GaussianEnergy, MLPEnergy, StateActionEnergy
@@ -293,3 +297,89 @@ def test_cuda_checkpoint_loads_on_cpu_and_back(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(cpu(x), model(x.cuda()).cpu())
         torch.testing.assert_close(back(x.cuda()), model(x.cuda()))
+
+
+# ---------------------------------------------------------------- class lookup imports nothing foreign
+
+SIDE_EFFECT_MODULE = '''
+import os
+from pathlib import Path
+
+Path(os.environ["EBRL_TEST_FLAG"]).write_text("imported")  # the visible side effect of importing this module
+
+from ebrl.energy import MLPEnergy
+
+
+class FlagEnergy(MLPEnergy):
+    pass
+'''
+
+
+@pytest.fixture
+def side_effect_module(tmp_path, monkeypatch):
+    """A module on sys.path whose import writes a flag file: ``(module name, flag path)``."""
+    name = f"ebrl_test_side_effect_{os.getpid()}_{tmp_path.name}".replace("-", "_")
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / f"{name}.py").write_text(SIDE_EFFECT_MODULE)
+    flag = tmp_path / "flag.txt"
+    monkeypatch.syspath_prepend(str(code_dir))
+    monkeypatch.setenv("EBRL_TEST_FLAG", str(flag))
+    monkeypatch.setattr(ebrl.energy.base.Configurable, "_trusted_modules", set())
+    yield name, flag
+    sys.modules.pop(name, None)
+
+
+def _save_naming(path: Path, class_key: str) -> None:
+    """A valid MLPEnergy checkpoint whose class field is edited to ``class_key`` (the class is outside the digest)."""
+    save_model(MLPEnergy(2, (4,)), path)
+    payload = torch.load(path, weights_only=True)
+    payload["class"] = class_key
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize("qualname", ["FlagEnergy", "Missing"])
+def test_a_checkpoint_naming_a_foreign_module_is_refused_without_importing_it(side_effect_module, tmp_path, qualname):
+    name, flag = side_effect_module
+    path = tmp_path / "m.pt"
+    _save_naming(path, f"{name}.{qualname}")
+    for load in (load_model, load_checkpoint):
+        with pytest.raises(CheckpointError, match=rf"module '{name}', which ebrl does not own"):
+            load(path)
+    assert not flag.exists(), "the module named by the checkpoint was imported"
+    assert name not in sys.modules
+
+
+def test_a_checkpoint_naming_a_registered_module_imports_it_and_loads(side_effect_module, tmp_path):
+    name, flag = side_effect_module
+    path = tmp_path / "m.pt"
+    _save_naming(path, f"{name}.FlagEnergy")
+    ebrl.energy.base.Configurable.trust_module(name)
+    model = load_model(path)
+    assert flag.read_text() == "imported"
+    assert type(model).__name__ == "FlagEnergy" and type(model).__module__ == name
+
+
+def test_a_checkpoint_naming_an_already_imported_class_loads_without_registration(side_effect_module, tmp_path):
+    name, flag = side_effect_module
+    module = importlib.import_module(name)  # the user imports their own module: its classes register
+    flag.unlink()
+    path = tmp_path / "m.pt"
+    _save_naming(path, f"{name}.FlagEnergy")
+    assert isinstance(load_model(path), module.FlagEnergy)
+    assert not flag.exists()  # not imported again
+
+
+@pytest.mark.parametrize("key", ["this.Zen", "os.system", "ebrl.energy.nets.Missing", "no_dots", "ebrl..x.Y"])
+def test_a_checkpoint_naming_no_ebrl_model_raises_checkpoint_error(tmp_path, key):
+    path = tmp_path / "m.pt"
+    _save_naming(path, key)
+    with pytest.raises(CheckpointError, match=re.escape(key)):
+        load_model(path)
+    assert key != "this.Zen" or "this" not in sys.modules
+
+
+@pytest.mark.parametrize("name", ["", "a b", "mod.", 3, None, ".rel"])
+def test_trust_module_rejects_a_non_module_name(name):
+    with pytest.raises(ValueError, match="name must be a dotted module name"):
+        ebrl.energy.base.Configurable.trust_module(name)

@@ -10,6 +10,7 @@ and for reinforcement learning E(s, a) = -Q(s, a). Nothing in ebrl flips this lo
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -17,6 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from ebrl._checks import check_energy_output, check_finite, check_like, check_positive, check_tensor, grad_leaf
+
+_OWN_PACKAGE = "ebrl"
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 EnergyFn = Callable[[Tensor], Tensor]
 """Anything that maps a batch ``(B, *event)`` to energies ``(B,)``: an ``Energy`` or a closure."""
@@ -30,6 +34,7 @@ class Configurable:
     """
 
     _registry: ClassVar[dict[str, type]] = {}
+    _trusted_modules: ClassVar[set[str]] = set()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -46,14 +51,42 @@ class Configurable:
         return f"{cls.__module__}.{cls.__qualname__}"
 
     @staticmethod
+    def trust_module(name: str) -> None:
+        """Let checkpoints that name a class of module ``name`` import that module.
+
+        ebrl's own modules need no registration. For your own models, either import their module
+        before loading (defining a subclass registers it) or register the module once::
+
+            Configurable.trust_module("my_package.energies")
+        """
+        if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
+            raise ValueError(f"name must be a dotted module name such as 'my_package.energies', got {name!r}")
+        Configurable._trusted_modules.add(name)
+
+    @staticmethod
     def lookup(key: str) -> type:
-        """Return the class registered under ``module.QualName``, importing its module if needed."""
-        if key not in Configurable._registry:
-            module = key.rsplit(".", 1)[0]
-            try:
-                importlib.import_module(module)
-            except ImportError as exc:
-                raise ValueError(f"checkpoint names class '{key}', whose module cannot be imported") from exc
+        """Return the class registered under ``module.QualName``.
+
+        If the class is not registered yet, its module is imported only when ebrl owns it
+        (``ebrl.*``) or it was registered with ``trust_module``; any other module is never
+        imported, and the lookup raises ``ValueError``.
+        """
+        if key in Configurable._registry:
+            return Configurable._registry[key]
+        module = key.rsplit(".", 1)[0] if "." in key else ""
+        if not _MODULE_NAME.fullmatch(module):
+            raise ValueError(f"checkpoint names class {key!r}, which is not of the form 'module.ClassName'")
+        owned = module == _OWN_PACKAGE or module.startswith(_OWN_PACKAGE + ".")
+        if not owned and module not in Configurable._trusted_modules:
+            raise ValueError(
+                f"checkpoint names class '{key}' from module '{module}', which ebrl does not own; ebrl imports "
+                f"no other module on load. If the class is yours, import '{module}' before loading, or call "
+                f"Configurable.trust_module('{module}')"
+            )
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"checkpoint names class '{key}', whose module cannot be imported") from exc
         if key not in Configurable._registry:
             raise ValueError(f"checkpoint names class '{key}', which is not a known ebrl model")
         return Configurable._registry[key]
