@@ -9,19 +9,33 @@ from ebrl.energy.analytic import (
 )
 from ebrl.energy.base import Configurable, Energy, EnergyFn, unchecked
 from ebrl.energy.nets import ACTIVATIONS, ConvEnergy, MLPEnergy, StateActionEnergy
+from ebrl.energy.noise_conditional import (
+    ConvNoiseEnergy,
+    MLPNoiseEnergy,
+    NoiseConditionalEnergy,
+    NoiseConditionalEnergyFn,
+    SmoothedGaussianMixture,
+    geometric_sigmas,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "Configurable",
     "ConvEnergy",
+    "ConvNoiseEnergy",
     "Distribution",
     "Energy",
     "EnergyFn",
     "GaussianEnergy",
     "GaussianMixtureEnergy",
     "MLPEnergy",
+    "MLPNoiseEnergy",
+    "NoiseConditionalEnergy",
+    "NoiseConditionalEnergyFn",
     "RingEnergy",
+    "SmoothedGaussianMixture",
     "StateActionEnergy",
     "UniformBox",
+    "geometric_sigmas",
     "unchecked",
 ]

@@ -11,12 +11,17 @@ minimised, and each pushes energy down on data.
 """
 
 from ebrl.losses.contrastive import contrastive_divergence, info_nce, nce
-from ebrl.losses.score_matching import denoising_score_matching, sliced_score_matching
+from ebrl.losses.score_matching import (
+    denoising_score_matching,
+    multilevel_denoising_score_matching,
+    sliced_score_matching,
+)
 
 __all__ = [
     "contrastive_divergence",
     "denoising_score_matching",
     "info_nce",
+    "multilevel_denoising_score_matching",
     "nce",
     "sliced_score_matching",
 ]

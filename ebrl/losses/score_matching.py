@@ -1,11 +1,16 @@
 """Score-matching losses: fit the model score s(x) = -∇_x E(x) without sampling the model.
 
+``multilevel_denoising_score_matching`` trains a noise-conditional energy E(x, σ) at many noise
+levels at once (see ``ebrl.energy.noise_conditional``).
+
 Both losses differentiate the energy in x with ``create_graph=True``, so the loss has a graph
 into the parameters. They enable gradients locally and therefore also work under
 ``torch.no_grad()`` (for evaluation).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -129,3 +134,59 @@ def sliced_score_matching(
         # ½‖s‖² once per sample (B,) with variance reduction, else ½(vᵀs)² (P*B,)
         norm_term = 0.5 * (score[:batch].flatten(1).square().sum(1) if variance_reduction else proj.square())
         return jacobian_term.mean() + norm_term.mean()
+
+
+def multilevel_denoising_score_matching(
+    energy: Callable[[Tensor, Tensor], Tensor],
+    x: Tensor,
+    *,
+    sigmas: Sequence[float],
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Denoising score matching at many noise levels at once, for a noise-conditional energy E(x, σ).
+
+    Each row b draws a level σ_b uniformly from ``sigmas`` and noise ε_b ~ N(0, I), and with the
+    weighting λ(σ) = σ² of Song & Ermon (2019), which gives every level the same scale::
+
+        x̃_b = x_b + σ_b ε_b,     L = ½ mean_b ‖ε_b - σ_b ∇_x E(x̃_b, σ_b)‖².
+
+    At each σ the minimiser is the score of the noise-convolved data p_σ = p * N(0, σ²I), as for
+    single-level ``denoising_score_matching``, which this equals when ``sigmas`` has one level.
+
+    Args:
+        energy: maps ``(x (B, *event), sigma (B,)) -> (B,)``, e.g. ``NoiseConditionalEnergy.forward`` or
+            a class-conditional closure; called once on x̃.
+        x: data, shape ``(B, *event)``, finite.
+        sigmas: the noise levels, each > 0 (any order).
+        generator: draws the levels and ε (a fresh OS-seeded generator when ``None``).
+
+    Returns:
+        The scalar loss, shape ``()``.
+    """
+    if not callable(energy):
+        raise TypeError(f"energy must be callable as energy(x, sigma), got {type(energy).__name__}")
+    x = check_finite("x", check_tensor("x", x, min_dim=2)).detach()
+    if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Sequence) or len(sigmas) == 0:
+        raise ValueError(f"sigmas must be a non-empty sequence of noise levels > 0, got {sigmas!r}")
+    levels = torch.tensor(
+        [check_positive(f"sigmas[{i}]", s) for i, s in enumerate(sigmas)], device=x.device, dtype=x.dtype
+    )  # (L,)
+    return multilevel_dsm_kernel(energy, x, levels, resolve_generator(generator, x.device))
+
+
+def multilevel_dsm_kernel(
+    energy: Callable[[Tensor, Tensor], Tensor], x: Tensor, levels: Tensor, gen: torch.Generator
+) -> Tensor:
+    """``multilevel_denoising_score_matching`` without input checks: ``x (B, *event)`` finite and detached,
+    ``levels (L,)`` positive on ``x``'s device and dtype (for objectives that have checked them)."""
+    idx = torch.randint(len(levels), (x.shape[0],), generator=gen, device=x.device)  # (B,)
+    sigma = levels[idx]  # (B,)
+    eps = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)  # (B, *event)
+    scale = sigma.view(-1, *([1] * (x.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
+    with torch.enable_grad():
+        x_noisy = (x + scale * eps).requires_grad_(True)  # (B, *event)
+        e = energy(x_noisy, sigma)  # (B,)
+        check_energy_output(e, x.shape[:1], who="energy", input_shape=x.shape)
+        grad = _grad(e.sum(), x_noisy)  # (B, *event)
+        residual = (eps - scale * grad).flatten(1)  # (B, D)
+        return 0.5 * residual.square().sum(1).mean()

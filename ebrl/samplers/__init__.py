@@ -9,10 +9,11 @@ Block Gibbs sampling lives with the Boltzmann machines it samples: ``ebrl.boltzm
 """
 
 from ebrl._checks import DivergenceError
+from ebrl.samplers.annealed import AnnealedLangevin
 from ebrl.samplers.base import Sampler, SamplerTrace
 from ebrl.samplers.hmc import HMC
 from ebrl.samplers.langevin import MALA, Langevin
 from ebrl.samplers.replay import ReplayBuffer
 
-__all__ = ["HMC", "MALA", "DivergenceError", "Langevin", "ReplayBuffer", "Sampler", "SamplerTrace"]
+__all__ = ["HMC", "MALA", "AnnealedLangevin", "DivergenceError", "Langevin", "ReplayBuffer", "Sampler", "SamplerTrace"]
 

@@ -11,11 +11,13 @@ from typing import Any
 from ebrl.tasks.denoise import map_denoise, posterior_energy, posterior_mean_denoise, psnr, tweedie_denoise
 from ebrl.tasks.energies import GaussianResidualEnergy, KernelDensityEnergy
 from ebrl.tasks.generate import walk_jump_sample
+from ebrl.tasks.inpaint import inpaint
 
 __all__ = [
     "EnergyOutlierDetector",
     "GaussianResidualEnergy",
     "KernelDensityEnergy",
+    "inpaint",
     "map_denoise",
     "posterior_energy",
     "posterior_mean_denoise",

@@ -12,6 +12,7 @@ and restore the energy, the optimizer, the generator, PCD's replay buffer and th
 """
 
 from ebrl.training.metrics import median_bandwidth, squared_mmd
+from ebrl.training.multilevel import MultiLevelDSM, labelled_rows
 from ebrl.training.objectives import CD, DSM, NCE, PCD, SSM, InfoNCE, Objective
 from ebrl.training.state import load_training_state, save_training_state
 from ebrl.training.trainer import TrainHistory, fit
@@ -23,9 +24,11 @@ __all__ = [
     "PCD",
     "SSM",
     "InfoNCE",
+    "MultiLevelDSM",
     "Objective",
     "TrainHistory",
     "fit",
+    "labelled_rows",
     "load_training_state",
     "median_bandwidth",
     "save_training_state",
