@@ -95,6 +95,23 @@ def test_single_long_langevin_chain_gets_the_mode_weights_wrong_where_annealing_
     assert (counts - torch.tensor(WEIGHTS, dtype=torch.float64)).abs().max() > 0.08
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA; the CPU version of this test always runs")
+def test_annealed_langevin_on_cuda_recovers_mode_weights_and_inpaints_on_the_device():
+    target = mixture().to("cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = SAMPLER(target, SIGMAS[0] * torch.randn(3000, 2, generator=g, device="cuda"), generator=g)
+    assert x.device.type == "cuda"
+    assert_weights(x.cpu(), WEIGHTS)
+    model = ConvNoiseEnergy(1, (8, 8), (4, 8, 8), hidden=16, n_classes=3).to("cuda")
+    images = torch.rand(4, 1, 8, 8, device="cuda")
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool, device="cuda")
+    mask[..., :4] = True
+    out = inpaint(model, images, mask, sampler=AnnealedLangevin((1.0, 0.1), n_steps_each=3, step_size=1e-4),
+                  generator=g)
+    assert out.device.type == "cuda" and torch.equal(out[..., 4:], images[..., 4:])
+
+
 def test_annealed_langevin_class_conditional_samples_the_requested_component():
     target = mixture()
     g = torch.Generator().manual_seed(2)
