@@ -1,4 +1,4 @@
-"""A griffe extension: read grouped Google-style parameters, ``a, b: description``, as one entry each.
+"""A griffe extension for ebrl's docstring conventions: grouped parameters and ``::`` literal blocks.
 
 ebrl's docstrings document related parameters together (``low, high: bounds of the noise``), as
 NumPy style allows; griffe's Google parser reads such a line as one parameter named ``"low, high"``
@@ -6,6 +6,11 @@ and warns that it is not in the signature. This extension rewrites, in ``Args:``
 sections only, each grouped entry (whose names may wrap onto the next line after a comma) into one
 entry per name with the same description, before the docstring is parsed, so the API reference
 lists every parameter and the strict build keeps its checks on every other docstring problem.
+
+The docstrings also introduce code and formulas reStructuredText's way, a paragraph ending in
+``::`` followed by an indented block; Markdown would print the ``::`` and, inside a Google section,
+lose the block. ``fence_literal_blocks`` ends such a paragraph with ``:`` (a one-word lead such as ``Example::``
+becomes a bold line) and fences its block.
 """
 
 from __future__ import annotations
@@ -66,9 +71,58 @@ def split_grouped_parameters(text: str) -> str:
     return "\n".join(out)
 
 
+CODE = re.compile(r"^\s*(from \S+ import |import |print\(|[\w.]+(\[.*\])?(, *[\w.]+)* = |[\w.]+\(.*\)\s*(#.*)?$)")
+
+
+def fence_literal_blocks(text: str) -> str:
+    """``text`` with every ``paragraph::`` + indented block written as ``paragraph:`` + a fenced block."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        j = i + 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        if not (line.rstrip().endswith("::") and line.strip() != "::" and j < len(lines) and j > i + 1):
+            out.append(line)
+            i += 1
+            continue
+        base = _indent(line)
+        if _indent(lines[j]) <= base:
+            out.append(line)
+            i += 1
+            continue
+        k = j
+        block: list[str] = []
+        while k < len(lines) and (not lines[k].strip() or _indent(lines[k]) > base):
+            block.append(lines[k])
+            k += 1
+        while block and not block[-1].strip():
+            block.pop()
+            k -= 1
+        depth = min(_indent(b) for b in block if b.strip())
+        fence = " " * base
+        language = "python" if any(CODE.match(b) for b in block if b.strip()) else "text"
+        # A one-word lead ("Example::") would read as a Google section heading with a colon: bold it.
+        word = re.fullmatch(r"\s*(\w+)::\s*", line)
+        lead = f"{fence}**{word.group(1)}**" if word else line.rstrip()[:-1]
+        out += [lead, "", f"{fence}```{language}"]
+        out += [(fence + b[depth:]) if b.strip() else "" for b in block]
+        out += [f"{fence}```"]
+        i = k
+    return "\n".join(out)
+
+
 class GroupedParameters(griffe.Extension):
-    """Split grouped parameter entries before griffe parses a docstring."""
+    """Split grouped parameter entries and fence ``::`` blocks before griffe parses a docstring."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        if obj.docstring is not None and "," in obj.docstring.value:
-            obj.docstring.value = split_grouped_parameters(obj.docstring.value)
+        if obj.docstring is None:
+            return
+        value = obj.docstring.value
+        if "::" in value:
+            value = fence_literal_blocks(value)
+        if "," in value:
+            value = split_grouped_parameters(value)
+        obj.docstring.value = value

@@ -52,6 +52,9 @@ def render_results(relpath: str, *, page_dir: str, table_only: bool = False) -> 
     text = source.read_text(encoding="utf-8").strip()
     if table_only:
         text = first_table(text)
+    # The file's title becomes a bold line (several files on one page share a title, and the
+    # page's own headings are its contents); its other headings go two levels down.
+    text = re.sub(r"\A# (.+)$", r"**\1**", text, flags=re.M)
     text = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", text, flags=re.M)
     split = re.search(r"^#### (Configuration|Environment)\b", text, flags=re.M)
     head, details = (text[: split.start()], text[split.start() :]) if split else (text, "")

@@ -80,6 +80,19 @@ def test_grouped_parameters_are_split_into_one_entry_each():
     assert out.startswith("Summary, with a comma.") and out.endswith("x, y: not a section.")
 
 
+def test_literal_blocks_are_fenced():
+    pytest.importorskip("griffe")
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from griffe_grouped_params import fence_literal_blocks
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    doc = "Update rule::\n\n    x <- x - eps * g\n\nExample::\n\n    x = f(1)\n    print(x)\n\nArgs:\n    a: b."
+    out = fence_literal_blocks(doc)
+    assert out.startswith("Update rule:\n\n```text\nx <- x - eps * g\n```\n")
+    assert "**Example**\n\n```python\nx = f(1)\nprint(x)\n```\n\nArgs:\n    a: b." in out
+
+
 PAGES = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
 RUNNABLE = [p for p in PAGES if re.search(r"^```python$", (ROOT / "docs" / p).read_text(encoding="utf-8"), re.M)]
 
