@@ -29,7 +29,8 @@ unfinished run exactly where it stopped (``agents.load_run``), and keeps the fin
 in ``mujoco.csv`` whose ``config`` digest matches. The digest covers every setting that shapes a
 run, including SoftQ's and SAC's resolved hyperparameters (their defaults too), so a changed
 configuration never mixes with an old one. ``--stop-at N`` checkpoints and stops each run at N
-steps, to complete a long experiment in parts.
+steps, to complete a long experiment in parts. Invocations for different seeds or environments may
+run in parallel (one process per core): each merges the others' finished rows when it writes.
 
 Writes ``results/mujoco/`` (``results/mujoco_tuning/`` for ``--split tuning``): ``mujoco.csv`` and
 ``.md`` (one row per environment, agent and seed), ``summary.csv`` and ``.md`` (IQM and mean over
@@ -43,6 +44,7 @@ the tuning seeds, ``--quick`` for a smoke run. Needs ``pip install -e ".[mujoco]
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import json
 import os
@@ -174,8 +176,6 @@ def resolved_hyperparameters(algo: str, args: Args) -> dict[str, Any]:
 
 def digest(args: Args) -> str:
     """A 10-hex-digit digest of everything that shapes a run: the options and both agents' hyperparameters."""
-    import hashlib
-
     payload = {
         "args": {k: v for k, v in asdict(args).items() if k not in NOT_IN_DIGEST},
         **{algo: resolved_hyperparameters(algo, args) for algo in ALGOS},
@@ -492,6 +492,11 @@ def main(args: Args) -> list[dict[str, Any]]:
                     continue
                 rows += [{**r, "config": key} for r in done[0]]
                 curves += [{**c, "config": key} for c in done[1]]
+                if args.resume:  # runs that another invocation (other seeds, in parallel) wrote meanwhile
+                    rows = merge(rows, read_rows(out_dir / "mujoco.csv", keep=keep, integer=INTEGER, real=REAL),
+                                 ("env", "algo", "seed"))
+                    curves = merge(curves, read_rows(out_dir / "curves.csv", keep=keep, integer=INTEGER, real=REAL),
+                                   ("env", "algo", "seed", "step"))
                 write_results(rows, curves, args, key, device, out_dir)  # after every pair
         if rows:
             write_results(rows, curves, args, key, device, out_dir)  # also when every run was kept
@@ -501,10 +506,17 @@ def main(args: Args) -> list[dict[str, Any]]:
     return rows
 
 
+def merge(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``mine`` and the rows of ``theirs`` whose ``by`` columns match none of ``mine``."""
+    seen = {tuple(r[k] for k in by) for r in mine}
+    return mine + [r for r in theirs if tuple(r[k] for k in by) not in seen]
+
+
 def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, key: str,
                   device: torch.device, out_dir: Path) -> None:
     info = environment_info(device, packages=("stable-baselines3", "gymnasium", "mujoco"))
-    summary, notes = summarize(rows, args.env_ids)
+    env_ids = tuple(e for e in ENV_IDS if any(r["env"] == e for r in rows))
+    summary, notes = summarize(rows, env_ids)
     rows = sorted(rows, key=lambda r: (r["env"], r["algo"], r["seed"]))
     write_table(out_dir, "mujoco", rows, title="MuJoCo: SoftQ against SAC (rl-zoo3 hyperparameters)",
                 config=args, info=info, notes=configuration_notes(args, key))
@@ -516,7 +528,7 @@ def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args
                            "(experiments/stats.py); with fewer than 4 seeds the IQM is the mean. A paired difference "
                            "whose interval includes 0 is a tie."))
     write_table(out_dir, "curves", curves, title="MuJoCo learning curves (deterministic evaluation)")
-    plot(curves, args.env_ids, out_dir / "mujoco.png")
+    plot(curves, env_ids, out_dir / "mujoco.png")
 
 
 if __name__ == "__main__":

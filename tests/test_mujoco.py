@@ -159,3 +159,11 @@ def test_bad_options_are_refused_naming_them(tmp_path):
         check_args(replace(tiny(tmp_path), eval_freq=75))
     with pytest.raises(ValueError, match="stop_at"):
         check_args(replace(tiny(tmp_path), stop_at=150))
+
+
+def test_merge_keeps_mine_and_adds_only_the_runs_i_lack():
+    from experiments.mujoco import merge
+
+    mine = [{"env": "Hopper-v5", "seed": 0, "x": 1}]
+    theirs = [{"env": "Hopper-v5", "seed": 0, "x": 2}, {"env": "Hopper-v5", "seed": 1, "x": 3}]
+    assert merge(mine, theirs, ("env", "seed")) == [mine[0], theirs[1]]
