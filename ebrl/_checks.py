@@ -22,6 +22,10 @@ class DivergenceError(RuntimeError):
     """A sampler chain or a training run produced non-finite values."""
 
 
+class MissingExtraError(ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra to install."""
+
+
 def check_tensor(name: str, x: object, *, min_dim: int = 1) -> Tensor:
     """Require a floating-point tensor with at least ``min_dim`` dimensions and a non-empty batch."""
     if not isinstance(x, Tensor):

@@ -7,7 +7,8 @@ equally good and a maximum-entropy policy should keep all four as options.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -15,6 +16,14 @@ from gymnasium import spaces
 
 GOALS = np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]])
 """The goal positions, ``(4, 2)``."""
+
+
+class Predictor(Protocol):
+    """An SB3 model (or anything with its ``predict`` and ``set_random_seed``)."""
+
+    def predict(self, observation: np.ndarray, *, deterministic: bool = False) -> tuple[Any, Any]: ...
+
+    def set_random_seed(self, seed: int | None = None) -> None: ...
 
 
 class MultiGoalEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -111,6 +120,45 @@ class MultiGoalEnv(gym.Env[np.ndarray, np.ndarray]):
             level = 90 + 160 * np.sqrt(cost / cost.max())  # (H, W)
             self._background = np.repeat(level[:, :, None], 3, axis=2).astype(np.uint8)  # (H, W, 3)
         return self._background
+
+
+def rollouts(model: Predictor, n: int, *, deterministic: bool, seed: int) -> list[dict[str, Any]]:
+    """``n`` episodes of ``model`` from the origin of ``ebrl/MultiGoal-v0``.
+
+    Returns one dict per episode: ``"path"`` the positions ``(T+1, 2)``, ``"return"`` the sum of
+    rewards, ``"goal"`` the index into ``GOALS`` of the goal reached (-1: none). Episode ``i`` resets
+    with ``seed + i``, and ``model.set_random_seed(seed)`` makes a stochastic policy's draws reproducible.
+    """
+    env = gym.make("ebrl/MultiGoal-v0")  # registered by the envs package, which imports this module
+    model.set_random_seed(seed)
+    episodes = []
+    for i in range(n):
+        obs, _ = env.reset(seed=seed + i, options={"start": (0.0, 0.0)})
+        path, ret, goal, done = [obs], 0.0, -1, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=deterministic)
+            obs, reward, terminated, truncated, info = env.step(action)
+            path.append(obs)
+            ret += float(reward)
+            goal = int(info["goal"]) if terminated else goal
+            done = terminated or truncated
+        episodes.append({"path": np.array(path), "return": ret, "goal": goal})
+    env.close()
+    return episodes
+
+
+def draw_episodes(ax: Any, episodes: Sequence[Mapping[str, Any]]) -> None:
+    """Episodes from ``rollouts`` on a matplotlib ``ax``: the reward landscape (brighter = higher), paths, goals."""
+    grid = np.linspace(-7, 7, 201)
+    x, y = np.meshgrid(grid, grid)
+    cost = ((np.stack([x, y], -1)[:, :, None, :] - GOALS) ** 2).sum(-1).min(-1)  # (201, 201, 4) -> (201, 201)
+    ax.contourf(x, y, -cost, levels=20, cmap="viridis")
+    for ep in episodes:
+        ax.plot(ep["path"][:, 0], ep["path"][:, 1], color="white", lw=0.8)
+    ax.scatter(GOALS[:, 0], GOALS[:, 1], c="red", s=40, zorder=3)
+    ax.set_xlim(-7, 7)
+    ax.set_ylim(-7, 7)
+    ax.set_aspect("equal")
 
 
 def _disc(img: np.ndarray, center: np.ndarray, *, radius: int, color: tuple[int, int, int]) -> None:

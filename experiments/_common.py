@@ -23,6 +23,10 @@ from typing import Any, TypeVar
 
 import torch
 
+# Figures: every experiment draws with the library's helpers, imported from here.
+from ebrl.plots import pyplot as pyplot
+from ebrl.plots import save_figure as save_figure
+
 RESULTS_ROOT = Path(os.environ.get("EBRL_RESULTS_ROOT") or Path(__file__).resolve().parent.parent / "results")
 """``results/`` at the repository root, or ``$EBRL_RESULTS_ROOT`` (``experiments.all --quick`` points its
 smoke runs at ``results/quick/``, so they never overwrite full results)."""
@@ -37,23 +41,6 @@ def results_dir(name: str, *, root: Path | None = None) -> Path:
     path = (RESULTS_ROOT if root is None else Path(root)) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed); matplotlib is an extra."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path, *, dpi: int = 100) -> None:
-    """Lay out ``fig``, write it to ``path`` and close it (figures are not kept alive between runs)."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
 
 
 def pick_device(name: str) -> torch.device:

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from stable_baselines3 import SAC
 
-import envs
+import envs  # noqa: F401  (registers the ebrl/* environment ids)
 from agents import SoftQ
+from envs.multigoal import draw_episodes, rollouts
 from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
 
@@ -66,44 +67,15 @@ def train(algo: str, seed: int, args: Args) -> SoftQ | SAC:
     return model
 
 
-def rollouts(model: SoftQ | SAC, n: int, *, deterministic: bool, seed: int) -> list[dict[str, Any]]:
-    """``n`` episodes from the origin: positions ``(T+1, 2)``, return, and the goal reached (-1: none)."""
-    env = gym.make("ebrl/MultiGoal-v0")
-    model.set_random_seed(seed)  # the stochastic policy's draws are reproducible
-    out = []
-    for i in range(n):
-        obs, _ = env.reset(seed=seed + i, options={"start": (0.0, 0.0)})
-        path, ret, goal, done = [obs], 0.0, -1, False
-        while not done:
-            action, _ = model.predict(obs, deterministic=deterministic)
-            obs, reward, terminated, truncated, info = env.step(action)
-            path.append(obs)
-            ret += reward
-            goal = info["goal"] if terminated else goal
-            done = terminated or truncated
-        out.append({"path": np.array(path), "return": ret, "goal": goal})
-    return out
-
-
 def plot(episodes: dict[tuple[str, str], list[dict[str, Any]]], path: str) -> None:
     """Trajectories over the reward landscape, one panel per algorithm and policy (Figure 1 style)."""
     plt = pyplot()
-
-    grid = np.linspace(-7, 7, 201)
-    x, y = np.meshgrid(grid, grid)
-    cost = ((np.stack([x, y], -1)[:, :, None, :] - envs.GOALS) ** 2).sum(-1).min(-1)  # (201, 201)
     keys = sorted(episodes)
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 4), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
-        ax.contourf(x, y, -cost, levels=20, cmap="viridis")
-        for ep in episodes[key]:
-            ax.plot(ep["path"][:, 0], ep["path"][:, 1], color="white", lw=0.8)
-        ax.scatter(envs.GOALS[:, 0], envs.GOALS[:, 1], c="red", s=40, zorder=3)
+        draw_episodes(ax, episodes[key])
         reached = len({ep["goal"] for ep in episodes[key]} - {-1})
         ax.set_title(f"{key[0]} ({key[1]}): {reached}/4 goals")
-        ax.set_xlim(-7, 7)
-        ax.set_ylim(-7, 7)
-        ax.set_aspect("equal")
     save_figure(fig, path)
 
 

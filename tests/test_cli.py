@@ -19,6 +19,9 @@ from gymnasium import spaces
 from ebrl.boltzmann import BernoulliRBM
 from ebrl.checkpoint import save_model
 from ebrl.cli import main
+from ebrl.cli import sample as cli_sample
+from ebrl.cli._common import UsageError
+from ebrl.cli.bench import run_benchmarks
 from ebrl.energy import MLPEnergy
 
 
@@ -203,6 +206,34 @@ def test_console_script_exits_2_without_traceback_on_a_user_error():
     assert len(done.stderr.strip().splitlines()) == 1 and "--algo sql" in done.stderr
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "demo" in done.stdout and "energy-plot" in done.stdout
+
+
+def test_softq_is_the_algo_name_and_sql_its_alias(capsys):
+    for algo in ("softq", "sql"):
+        code, _, err = run(capsys, "train", "--algo", algo, "--env", "CartPole-v1", "--steps", "10")
+        assert_user_error(code, err, f"--algo {algo}", "SoftQ", "Discrete", "softdqn")
+
+
+@pytest.mark.parametrize("error", [ValueError("a bug"), RuntimeError("a bug"), ImportError("a bug")])
+def test_errors_that_are_not_user_errors_keep_their_traceback(monkeypatch, tmp_path, energy_2d, error):
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli_sample, "draw_samples", broken)
+    with pytest.raises(type(error), match="a bug"):
+        main(["sample", "--model", str(energy_2d), "--out", str(tmp_path / "x.png")])
+
+
+def test_a_damaged_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    code, _, err = run(capsys, "sample", "--model", str(bad))
+    assert_user_error(code, err, "bad.pt", "corrupt")
+
+
+def test_bench_outside_a_source_checkout_says_it_is_a_developer_command(tmp_path, capsys):
+    with pytest.raises(UsageError, match="developer command"):
+        run_benchmarks(["bench_samplers"], root=tmp_path)
 
 
 # --- python -m experiments.all --no-run: the results page is rebuilt from the tables on disk ---------

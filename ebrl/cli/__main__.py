@@ -1,0 +1,7 @@
+"""``python -m ebrl.cli``: the ``ebrl`` command."""
+
+import sys
+
+from ebrl.cli import main
+
+sys.exit(main())
