@@ -137,6 +137,7 @@ class Args:
     device: str = field(
         default="cpu", metadata={"help": "device of the ncsn model: cpu, cuda or auto (the rest runs on the CPU)"}
     )
+    where: str = field(default="", metadata={"help": "free text on the machine of the held-out runs, for the notes"})
     quick: bool = field(default=False, metadata={"help": "smoke run: one seed, a few epochs, short chains"})
 
 
@@ -461,7 +462,7 @@ def write_runs(out_dir: Path, rows: list[dict[str, Any]], args: Args) -> None:
 
 
 def digest(args: Args) -> str:
-    return config_digest(args, exclude=("seeds", "tuning_seeds", "tune", "resume", "n_bootstrap", "device"))
+    return config_digest(args, exclude=("seeds", "tuning_seeds", "tune", "resume", "n_bootstrap", "device", "where"))
 
 
 def tune(args: Args, data: dict[str, np.ndarray], clf: Any, out_dir: Path) -> list[dict[str, Any]]:
@@ -521,13 +522,15 @@ def choose_setting(out_dir: Path, args: Args) -> dict[str, Any]:
 def summarise(rows: list[dict[str, Any]], args: Args) -> list[dict[str, Any]]:
     """Mean and 95% bootstrap CI per method and metric, and the paired ncsn - gmm differences per seed."""
     summary = []
-    keys = (*METRICS, "class_agreement", "inpaint_psnr_sample", "inpaint_psnr_mean", "inpaint_psnr_gaussian",
-            "train_s", "sample_s", "rss_first_mb", "rss_last_mb")
+    keys = ("mmd2", "confidence", "classes_covered", "class_entropy", "nn_distance", "class_agreement",
+            "inpaint_psnr_sample", "inpaint_psnr_mean", "inpaint_psnr_gaussian", "train_s", "sample_s", "rss_first_mb",
+            "rss_last_mb")
     for name in dict.fromkeys(r["method"] for r in rows):
         sub = [r for r in rows if r["method"] == name]
         entry: dict[str, Any] = {"method": name, "seeds": len(sub)}
         for key in keys:
             vals = [float(r[key]) for r in sub if r.get(key, "") != ""]
+            entry[key] = ""
             if vals:
                 mean, lo, hi = bootstrap_ci(vals, args.n_bootstrap)
                 entry[key] = f"{mean:.4g} [{lo:.4g}, {hi:.4g}]"
@@ -602,9 +605,11 @@ def main(args: Args) -> list[dict[str, Any]]:
         "(classes 0-9 requested in turn) that the classifier assigns to the requested class; inpaint_psnr_* = PSNR "
         "on the hidden left half of the test digits for one ncsn sample, for the mean of inpaint_draws samples, and "
         "for the Gaussian conditional mean (full-covariance Gaussian fitted to the training digits); train_s = "
-        "seconds of multi-level DSM training on one torch thread (the load average below is the machine's, shared "
-        "with other jobs); rss_first_mb / rss_last_mb = the process's resident memory after the first and the last "
-        "tenth of training; the ncsn model ran on the device named below (the other methods on the CPU).",
+        "seconds of training on the row's device (see generate_digits_tuning_cpu.md for the ncsn model on one CPU "
+        "thread); sample_s = seconds to draw the row's samples; rss_first_mb / rss_last_mb = the process's resident "
+        "memory after the first and the last tenth of training; the ncsn model ran on the device in each row's "
+        "device column (the other methods on the CPU, one torch thread).",
+        *((f"Where the held-out runs ran: {args.where}",) if args.where else ()),
     )
     write_table(out_dir, "generate_digits", summary, title="Generating digits: sample quality", config=args, info=info,
                 notes=notes)
