@@ -34,6 +34,7 @@ from ebrl.boltzmann import (
     log_likelihood,
     pseudo_log_likelihood,
 )
+from ebrl.boltzmann._utils import Uniforms
 from ebrl.checkpoint import load_model, save_model
 
 CUDA = torch.cuda.is_available()
@@ -214,6 +215,26 @@ def test_ais_split_across_worker_threads_is_reproducible_and_accurate():
     assert abs(a.log_z - exact_log_partition(rbm)) < 0.05
     with pytest.raises(ValueError, match="n_workers"):
         ais(rbm, 4, 10, n_workers=5)
+
+
+def test_ais_runs_on_one_intra_op_thread_and_restores_the_setting(monkeypatch):
+    rbm = random_rbm(6, 4, scale=0.5, seed=5)
+    seen = []
+    draw = Uniforms.__call__
+
+    def spy(self, shape):  # called inside the AIS loop
+        seen.append(torch.get_num_threads())
+        return draw(self, shape)
+
+    monkeypatch.setattr(Uniforms, "__call__", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ais(rbm, 4, 10, generator=torch.Generator().manual_seed(0))
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_beta_schedule_shapes_and_piecewise_proportions():
