@@ -51,9 +51,11 @@ seeds, and the paired ncsn - gmm differences), ``generate_digits_runs.{csv,md}``
 ``generate_digits.png`` (samples beside real digits, first seed), ``generate_digits_conditional.png``
 (one row per requested class) and ``generate_digits_inpainting.png``.
 
-Run: ``python -m experiments.generate_digits`` (``--quick`` for a smoke run; ``--resume`` keeps
-seeds already in ``generate_digits_runs.csv`` made with the same configuration; ``--tune`` for
-the tuning stage).
+Run: ``python -m experiments.generate_digits --tune``, then ``python -m experiments.generate_digits
+--from-tuning`` (the committed results: both with ``--device cuda``, the held-out seeds as three
+processes ``--seeds 0``, ``--seeds 1``, ``--seeds 2`` whose runs tables were joined, then
+``--from-tuning --resume`` for the summary). ``--quick`` for a smoke run; ``--resume`` keeps seeds
+already in ``generate_digits_runs.csv`` made with the same configuration.
 """
 
 from __future__ import annotations
