@@ -249,8 +249,10 @@ def train_ncsn(x: Tensor, y: Tensor, seed: int, args: Args) -> tuple[ConvNoiseEn
     device = pick_device(args.device)
     g = torch.Generator(device).manual_seed(seed)
     with seeded_init(g):
-        model = ConvNoiseEnergy(1, (8, 8), args.ncsn_channels, hidden=args.ncsn_hidden, n_classes=10).to(device)
-    objective = MultiLevelDSM(ncsn_sigmas(args), labelled=True, classifier_weight=args.ncsn_classifier_weight)
+        model = ConvNoiseEnergy(
+            1, (8, 8), args.ncsn_channels, hidden=args.ncsn_hidden, n_classes=10, sigmas=ncsn_sigmas(args)
+        ).to(device)
+    objective = MultiLevelDSM(labelled=True, classifier_weight=args.ncsn_classifier_weight)  # at the model's levels
     rows = labelled_rows(x, y).to(device)  # (N, 64 + 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.ncsn_lr)
     chunks = np.array_split(np.arange(args.ncsn_epochs), min(10, args.ncsn_epochs))

@@ -300,6 +300,40 @@ def test_multilevel_dsm_recovers_the_scores_of_a_gaussian_at_every_level():
         assert rel < 8 / math.sqrt(n), (sigma, float(rel))
 
 
+def test_model_records_its_noise_levels_for_training_and_checkpoints(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = mixture().sample(64, generator=g)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = MLPNoiseEnergy(2, (8,), sigmas=SIGMAS)
+        bare = MLPNoiseEnergy(2, (8,))
+    assert model.sigmas == SIGMAS and bare.sigmas is None
+    explicit = MultiLevelDSM(SIGMAS)(model, x, generator=torch.Generator().manual_seed(1))[0]
+    implicit = MultiLevelDSM()(model, x, generator=torch.Generator().manual_seed(1))[0]
+    torch.testing.assert_close(explicit, implicit)  # without levels, the objective trains at the model's
+    with pytest.raises(ValueError, match="no noise levels"):
+        MultiLevelDSM()(bare, x)
+    save_model(model, tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt").sigmas == SIGMAS
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        MLPNoiseEnergy(2, sigmas=(0.1, 1.0))
+
+
+def test_ebrl_sample_draws_a_noise_conditional_model_by_annealed_langevin(tmp_path, capsys):
+    from ebrl.cli import main
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        save_model(ConvNoiseEnergy(1, (8, 8), (4, 8, 8), hidden=16, sigmas=(1.0, 0.3, 0.1)), tmp_path / "ncsn.pt")
+        save_model(ConvNoiseEnergy(1, (8, 8), (4, 8, 8), hidden=16), tmp_path / "bare.pt")
+    out = tmp_path / "samples.png"
+    assert main(["sample", "--model", str(tmp_path / "ncsn.pt"), "--n", "16", "--steps", "9", "--out", str(out)]) == 0
+    assert "annealed Langevin, 3 noise levels x 3 steps" in capsys.readouterr().out
+    assert out.stat().st_size > 0
+    assert main(["sample", "--model", str(tmp_path / "bare.pt"), "--out", str(out)]) == 2
+    assert "records no noise levels" in capsys.readouterr().err
+
+
 def test_multilevel_dsm_with_one_level_equals_single_level_dsm():
     from ebrl.losses import denoising_score_matching
 

@@ -109,10 +109,14 @@ class NoiseConditionalEnergy(Configurable, nn.Module):
     Attributes:
         input_shape: the event shape of one configuration, e.g. ``(1, 8, 8)``.
         n_classes: the number of classes K, or ``None`` for an unconditional model.
+        sigmas: the noise levels the model is trained and sampled at, largest first, or ``None``
+            when not recorded. ``MultiLevelDSM()`` without levels trains at them, and
+            ``ebrl sample`` samples a saved model through them by annealed Langevin.
     """
 
     input_shape: tuple[int, ...] = ()
     n_classes: int | None = None
+    sigmas: tuple[float, ...] | None = None
     check_finite: bool = True
 
     @property
@@ -273,6 +277,7 @@ class ConvNoiseEnergy(NoiseConditionalEnergy):
         n_classes: K for a JEM-style class-conditional model, or ``None``.
         activation: one of ``ebrl.energy.ACTIVATIONS`` (smooth ones give smooth scores).
         data_scale: s > 0, about the standard deviation of the clean data (0.5 for pixels in [0, 1]).
+        sigmas: the noise levels the model is for, largest first (see ``NoiseConditionalEnergy.sigmas``).
     """
 
     def __init__(
@@ -285,8 +290,10 @@ class ConvNoiseEnergy(NoiseConditionalEnergy):
         n_classes: int | None = None,
         activation: str = "silu",
         data_scale: float = 0.5,
+        sigmas: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        self.sigmas = None if sigmas is None else check_sigmas("sigmas", sigmas)
         self.in_channels = check_int("in_channels", in_channels)
         size = _check_hidden(image_size, "image_size")
         if len(size) != 2:
@@ -335,6 +342,7 @@ class ConvNoiseEnergy(NoiseConditionalEnergy):
             "n_classes": self.n_classes,
             "activation": self.activation,
             "data_scale": self.data_scale,
+            "sigmas": None if self.sigmas is None else list(self.sigmas),
         }
 
 
@@ -350,6 +358,7 @@ class MLPNoiseEnergy(NoiseConditionalEnergy):
         n_classes: K for a JEM-style class-conditional model, or ``None``.
         activation: one of ``ebrl.energy.ACTIVATIONS``.
         data_scale: s > 0, about the standard deviation of the clean data.
+        sigmas: the noise levels the model is for, largest first (see ``NoiseConditionalEnergy.sigmas``).
     """
 
     def __init__(
@@ -360,8 +369,10 @@ class MLPNoiseEnergy(NoiseConditionalEnergy):
         n_classes: int | None = None,
         activation: str = "silu",
         data_scale: float = 1.0,
+        sigmas: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        self.sigmas = None if sigmas is None else check_sigmas("sigmas", sigmas)
         self.in_features = check_int("in_features", in_features)
         self.hidden = _check_hidden(hidden)
         self.n_classes = None if n_classes is None else check_int("n_classes", n_classes, minimum=2)
@@ -389,6 +400,7 @@ class MLPNoiseEnergy(NoiseConditionalEnergy):
             "n_classes": self.n_classes,
             "activation": self.activation,
             "data_scale": self.data_scale,
+            "sigmas": None if self.sigmas is None else list(self.sigmas),
         }
 
 

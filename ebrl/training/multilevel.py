@@ -65,17 +65,19 @@ class MultiLevelDSM:
 
     Args:
         sigmas: the noise levels, strictly decreasing, > 0 (e.g. ``geometric_sigmas``); the same
-            schedule then drives ``AnnealedLangevin``.
+            schedule then drives ``AnnealedLangevin``. ``None``: the levels the model records
+            (``energy.sigmas``, set when it was built), which then also serve ``ebrl sample``.
         labelled: read the last column of each row as a class label.
         classifier_weight: the cross-entropy weight (labelled only), >= 0.
     """
 
-    sigmas: tuple[float, ...]
+    sigmas: tuple[float, ...] | None = None
     labelled: bool = False
     classifier_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sigmas", check_sigmas("sigmas", self.sigmas))
+        if self.sigmas is not None:
+            object.__setattr__(self, "sigmas", check_sigmas("sigmas", self.sigmas))
         if not isinstance(self.labelled, bool):
             raise TypeError(f"labelled must be a bool, got {type(self.labelled).__name__}")
         check_positive("classifier_weight", self.classifier_weight, allow_zero=True)
@@ -92,11 +94,17 @@ class MultiLevelDSM:
             raise TypeError(
                 f"MultiLevelDSM trains a NoiseConditionalEnergy (e.g. ConvNoiseEnergy), got {type(energy).__name__}"
             )
+        sigmas = self.sigmas if self.sigmas is not None else energy.sigmas
+        if sigmas is None:
+            raise ValueError(
+                f"MultiLevelDSM has no noise levels: give sigmas=, or build the {type(energy).__name__} with sigmas= "
+                f"(the levels it is for)"
+            )
         x = check_tensor("x", x, min_dim=2)
         gen = resolve_generator(generator, x.device)
         if not self.labelled:
             energy.check_input(x)  # free; the loss checks x's values
-            loss = multilevel_denoising_score_matching(energy.forward, x, sigmas=self.sigmas, generator=gen)
+            loss = multilevel_denoising_score_matching(energy.forward, x, sigmas=sigmas, generator=gen)
             return loss, {"dsm": loss.detach()}
         if energy.n_classes is None:
             raise ValueError(
@@ -120,7 +128,7 @@ class MultiLevelDSM:
         def conditional(z: Tensor, sigma: Tensor) -> Tensor:
             return -energy.forward_logits(z, sigma).gather(1, labels.unsqueeze(1)).squeeze(1)  # -f_y: (B,)
 
-        levels = torch.tensor(self.sigmas, device=x.device, dtype=x.dtype)  # (L,)
+        levels = torch.tensor(sigmas, device=x.device, dtype=x.dtype)  # (L,)
         dsm = multilevel_dsm_kernel(conditional, images, levels, gen)
         sigma = levels[torch.randint(len(levels), (x.shape[0],), generator=gen, device=x.device)]  # (B,)
         noise = torch.randn(images.shape, generator=gen, device=x.device, dtype=x.dtype)  # (B, *event)
