@@ -132,6 +132,15 @@ class Args:
     ncsn_steps_each: int = field(default=20, metadata={"help": "annealed Langevin steps per noise level"})
     ncsn_step_size: float = field(default=8e-5, metadata={"help": "annealed Langevin step at the last level"})
     ncsn_guidance: float = field(default=1.0, metadata={"help": "class guidance weight (1 = JEM's -f_y)"})
+    ncsn_labels: bool = field(
+        default=True,
+        metadata={"help": "train the ncsn model with the digit labels (JEM); --no-ncsn-labels: an unconditional "
+                          "model (one logit), which gives the unlabelled row and inpainting only"},
+    )
+    ncsn_only: bool = field(default=False, metadata={"help": "skip the pcd and dsm rows (for an ncsn variant)"})
+    results_name: str = field(
+        default="generate_digits", metadata={"help": "the results/ folder (another one for a variant)"}
+    )
     inpaint_draws: int = field(default=4, metadata={"help": "inpainting samples per test digit (their mean is scored)"})
     gmm_components: int = field(default=10, metadata={"help": "components of the GaussianMixture baseline"})
     n_samples: int = field(default=360, metadata={"help": "samples per method (the test set has 360 digits)"})
@@ -161,6 +170,7 @@ TUNING_GRID: tuple[dict[str, Any], ...] = (
 METRICS = ("mmd2", "confidence", "classes_covered", "class_entropy", "nn_distance")
 NCSN_MARGINAL = "ncsn marginal + annealed Langevin (ebrl ConvNoiseEnergy)"
 NCSN_ANCESTRAL = "ncsn ancestral y ~ p(y), x | y (ebrl ConvNoiseEnergy)"
+NCSN_UNLABELLED = "ncsn without labels + annealed Langevin (ebrl ConvNoiseEnergy)"
 GMM = "gmm (sklearn baseline)"
 
 
@@ -245,15 +255,18 @@ def ncsn_sampler(args: Args) -> AnnealedLangevin:
 
 
 def train_ncsn(x: Tensor, y: Tensor, seed: int, args: Args) -> tuple[ConvNoiseEnergy, dict[str, Any]]:
-    """Train a class-conditional ConvNoiseEnergy by labelled multi-level DSM; memory is read every tenth of training."""
+    """Train a ConvNoiseEnergy by multi-level DSM (labelled: JEM, class-conditional); memory is read every tenth of
+    training."""
     device = pick_device(args.device)
     g = torch.Generator(device).manual_seed(seed)
+    labels = args.ncsn_labels
     with seeded_init(g):
         model = ConvNoiseEnergy(
-            1, (8, 8), args.ncsn_channels, hidden=args.ncsn_hidden, n_classes=10, sigmas=ncsn_sigmas(args)
+            1, (8, 8), args.ncsn_channels, hidden=args.ncsn_hidden, n_classes=10 if labels else None,
+            sigmas=ncsn_sigmas(args),
         ).to(device)
-    objective = MultiLevelDSM(labelled=True, classifier_weight=args.ncsn_classifier_weight)  # at the model's levels
-    rows = labelled_rows(x, y).to(device)  # (N, 64 + 1)
+    objective = MultiLevelDSM(labelled=labels, classifier_weight=args.ncsn_classifier_weight)  # the model's levels
+    rows = (labelled_rows(x, y) if labels else x).to(device)  # (N, 64 + 1) or (N, 1, 8, 8)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.ncsn_lr)
     chunks = np.array_split(np.arange(args.ncsn_epochs), min(10, args.ncsn_epochs))
     memory, dsm, accuracy = [], [], []
@@ -265,7 +278,7 @@ def train_ncsn(x: Tensor, y: Tensor, seed: int, args: Args) -> tuple[ConvNoiseEn
         history = fit(model, rows, objective, epochs=len(chunk), batch_size=args.ncsn_batch_size, optimizer=optimizer,
                       generator=g)
         memory.append(rss_mb())
-        dsm, accuracy = history.metrics["dsm"], history.metrics["accuracy"]
+        dsm, accuracy = history.metrics["dsm"], history.metrics.get("accuracy", [float("nan")])
     synchronize(device)
     train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     model.eval()
@@ -365,35 +378,42 @@ def run_seed(seed: int, data: dict[str, np.ndarray], clf: Any, bandwidth: float,
     x_train, x_test = data["x_train"], data["x_test"]
     rng = np.random.default_rng(seed)
     x, y = torch.as_tensor(x_train), torch.as_tensor(data["y_train"])
-    pcd, pcd_info = train_pcd(x, seed, args)
-    dsm, dsm_info = train_dsm(x, seed, args)
+    methods: dict[str, tuple[np.ndarray, dict[str, Any]]] = {
+        "real test digits (novelty reference)": (x_test, {}),
+        "real train digits (reference)": (x_train[rng.choice(len(x_train), args.n_samples, replace=False)], {}),
+        GMM: (gmm_samples(x_train, seed, args), {}),
+    }
+    if not args.ncsn_only:
+        pcd, pcd_info = train_pcd(x, seed, args)
+        dsm, dsm_info = train_dsm(x, seed, args)
+        methods["pcd (ebrl ConvEnergy)"] = (pcd.numpy(), pcd_info)
+        methods["dsm + walk-jump (ebrl ConvEnergy)"] = (dsm.numpy(), dsm_info)
     model, ncsn_info = train_ncsn(x, y, seed, args)
     g = torch.Generator(pick_device(args.device)).manual_seed(seed + 1000)
     marginal, marginal_s = ncsn_samples(model, args, g)
-    prior = torch.as_tensor(np.bincount(data["y_train"], minlength=10), dtype=torch.float32, device=g.device)
-    ancestral_labels = torch.multinomial(prior, args.n_samples, replacement=True, generator=g)  # y ~ p(y)
-    ancestral, ancestral_s = ncsn_samples(model, args, g, labels=ancestral_labels)
-    requested = torch.arange(args.n_samples) % 10
-    conditional, _ = ncsn_samples(model, args, g, labels=requested)
-    agreement = float((clf.predict(conditional.reshape(len(conditional), 64)) == requested.numpy()).mean())
+    conditional = None
+    if args.ncsn_labels:
+        prior = torch.as_tensor(np.bincount(data["y_train"], minlength=10), dtype=torch.float32, device=g.device)
+        ancestral_labels = torch.multinomial(prior, args.n_samples, replacement=True, generator=g)  # y ~ p(y)
+        ancestral, ancestral_s = ncsn_samples(model, args, g, labels=ancestral_labels)
+        requested = torch.arange(args.n_samples) % 10
+        conditional, _ = ncsn_samples(model, args, g, labels=requested)
+        agreement = float((clf.predict(conditional.reshape(len(conditional), 64)) == requested.numpy()).mean())
+        ncsn_info = {**ncsn_info, "class_agreement": agreement}
     mask = left_half_mask().numpy()
     inpainted = inpaint_digits(model, x_test, args, g)
     baseline = gaussian_conditional(x_train, x_test, mask)
     ncsn_extra = {
-        **ncsn_info, "class_agreement": agreement,
+        **ncsn_info,
         "inpaint_psnr_sample": psnr_hidden(inpainted[0], x_test, mask),
         "inpaint_psnr_mean": psnr_hidden(inpainted.mean(0), x_test, mask),
         "inpaint_psnr_gaussian": psnr_hidden(baseline, x_test, mask),
     }
-    methods = {
-        "real test digits (novelty reference)": (x_test, {}),
-        "real train digits (reference)": (x_train[rng.choice(len(x_train), args.n_samples, replace=False)], {}),
-        GMM: (gmm_samples(x_train, seed, args), {}),
-        "pcd (ebrl ConvEnergy)": (pcd.numpy(), pcd_info),
-        "dsm + walk-jump (ebrl ConvEnergy)": (dsm.numpy(), dsm_info),
-        NCSN_MARGINAL: (marginal, {**ncsn_extra, "sample_s": marginal_s}),
-        NCSN_ANCESTRAL: (ancestral, {**ncsn_extra, "sample_s": ancestral_s}),
-    }
+    if args.ncsn_labels:
+        methods[NCSN_MARGINAL] = (marginal, {**ncsn_extra, "sample_s": marginal_s})
+        methods[NCSN_ANCESTRAL] = (ancestral, {**ncsn_extra, "sample_s": ancestral_s})
+    else:
+        methods[NCSN_UNLABELLED] = (marginal, {**ncsn_extra, "sample_s": marginal_s})
     rows = []
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for name, (samples, info) in methods.items():
@@ -466,7 +486,9 @@ def write_runs(out_dir: Path, rows: list[dict[str, Any]], args: Args) -> None:
 
 
 def digest(args: Args) -> str:
-    return config_digest(args, exclude=("seeds", "tuning_seeds", "tune", "resume", "n_bootstrap", "device", "where"))
+    other = ("seeds", "tuning_seeds", "tune", "resume", "n_bootstrap", "device", "where", "ncsn_only", "results_name")
+    # ncsn_labels enters only when off, so that runs recorded before the option existed keep their digest
+    return config_digest(args, exclude=other + (("ncsn_labels",) if args.ncsn_labels else ()))
 
 
 def tune(args: Args, data: dict[str, np.ndarray], clf: Any, out_dir: Path) -> list[dict[str, Any]]:
@@ -539,7 +561,7 @@ def summarise(rows: list[dict[str, Any]], args: Args) -> list[dict[str, Any]]:
                 mean, lo, hi = bootstrap_ci(vals, args.n_bootstrap)
                 entry[key] = f"{mean:.4g} [{lo:.4g}, {hi:.4g}]"
         summary.append(entry)
-    for name in (NCSN_MARGINAL, NCSN_ANCESTRAL):
+    for name in (NCSN_MARGINAL, NCSN_ANCESTRAL, NCSN_UNLABELLED):
         ours, theirs = ({r["seed"] for r in rows if r["method"] == m} for m in (name, GMM))
         seeds = sorted(ours & theirs)
         if not seeds:
@@ -560,7 +582,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     if args.quick:
         args = replace(args, **QUICK)
-    out_dir = results_dir("generate_digits")
+    out_dir = results_dir(args.results_name)
     data = load_split()
     x_train, x_test = data["x_train"], data["x_test"]
     with threadpool_limits(limits=1):
@@ -587,7 +609,8 @@ def main(args: Args) -> list[dict[str, Any]]:
             write_runs(out_dir, rows, args)
             if seed == args.seeds[0]:
                 plot(figures["panels"], str(out_dir / "generate_digits.png"))
-                plot_conditional(figures["conditional"], str(out_dir / "generate_digits_conditional.png"))
+                if figures["conditional"] is not None:
+                    plot_conditional(figures["conditional"], str(out_dir / "generate_digits_conditional.png"))
                 plot_inpainting(x_test, figures["inpainted"], figures["baseline"],
                                 str(out_dir / "generate_digits_inpainting.png"))
     write_runs(out_dir, rows, args)
