@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -90,15 +91,72 @@ def as_float_tensor(
     return check_has_data(name, t)
 
 
+PendingCheck = tuple[Tensor, Callable[[], BaseException]]
+"""A value check not read yet: a boolean scalar tensor (true = passed) and the error to raise if it failed."""
+
+_PENDING: ContextVar[list[PendingCheck] | None] = ContextVar("ebrl_pending_checks", default=None)
+
+
+@contextlib.contextmanager
+def deferred_checks() -> Iterator[list[PendingCheck]]:
+    """Collect the value checks made inside the block (``require``) instead of reading each one.
+
+    A check of tensor values (finiteness, a diverged sampler) must read the device: one host
+    synchronisation each. Inside this block ``require`` records ``(ok, error)`` in the yielded
+    list and returns at once; the caller reads every ``ok`` in one synchronisation and raises the
+    ``error()`` of the first that failed, in the order they were made. ``ebrl.training.fit`` runs
+    each step's objective this way, so a step costs one synchronisation however many checks the
+    objective, its sampler and its losses make. Code inside the block must not rely on a check
+    having stopped it: it runs on with NaN until the caller reads the checks.
+    """
+    pending: list[PendingCheck] = []
+    token = _PENDING.set(pending)
+    try:
+        yield pending
+    finally:
+        _PENDING.reset(token)
+
+
+def checks_deferred() -> bool:
+    """Whether ``require`` records checks instead of reading them (inside ``deferred_checks``)."""
+    return _PENDING.get() is not None
+
+
+def require(ok: Tensor, error: Callable[[], BaseException]) -> None:
+    """Raise ``error()`` unless ``ok`` (a boolean scalar tensor) is true: one host synchronisation.
+
+    Inside ``deferred_checks`` the check is recorded instead, and read later with the others.
+    ``error`` is called only on failure, so it may read the device to say what went wrong.
+    """
+    pending = _PENDING.get()
+    if pending is None:
+        if not bool(ok):
+            raise error()
+    else:
+        pending.append((ok.reshape(()), error))
+
+
+def non_finite_error(name: str, x: Tensor) -> ValueError:
+    """The ``ValueError`` for a tensor ``x`` with NaN or inf entries, counting them (reads the device)."""
+    n_bad = int((~torch.isfinite(x)).sum())
+    return ValueError(
+        f"{name} contains {n_bad} non-finite value(s) (NaN or inf) in a tensor of shape "
+        f"{tuple(x.shape)}; expected only finite values"
+    )
+
+
+def first_non_finite_error(named: Sequence[tuple[str, Tensor]]) -> ValueError:
+    """The ``non_finite_error`` of the first ``(name, tensor)`` that is not finite (the last if all are)."""
+    for name, t in named[:-1]:
+        if not bool(torch.isfinite(t).all()):
+            return non_finite_error(name, t)
+    return non_finite_error(*named[-1])
+
+
 def check_finite(name: str, x: Tensor) -> Tensor:
-    """Require every element of ``x`` to be finite. Synchronises with the device."""
+    """Require every element of ``x`` to be finite (``require``: one synchronisation, or deferred)."""
     check_has_data(name, x)
-    if not bool(torch.isfinite(x).all()):
-        n_bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(
-            f"{name} contains {n_bad} non-finite value(s) (NaN or inf) in a tensor of shape "
-            f"{tuple(x.shape)}; expected only finite values"
-        )
+    require(torch.isfinite(x).all(), lambda: non_finite_error(name, x))
     return x
 
 

@@ -1,7 +1,4 @@
-"""Cross-device inputs (CUDA tensors for CPU models, CPU generators for CUDA samples) at the entry points of the core.
-
-The contract (``rejects``, ``rejects_or_works``) and the shared strategies are in ``tests/_bad_inputs.py``.
-"""
+"""Cross-device inputs (CUDA tensors for CPU models, CPU generators for CUDA samples) at the core's entry points."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Bad input at the entry points of ``ebrl.losses``: property-based tests.
-
-The contract (``rejects``, ``rejects_or_works``) and the shared strategies are in ``tests/_bad_inputs.py``.
-"""
+"""Bad input at the entry points of ``ebrl.losses``: property-based tests."""
 
 from __future__ import annotations
 

@@ -17,7 +17,15 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ebrl._checks import check_energy_output, check_finite, check_like, check_positive, check_tensor, grad_leaf
+from ebrl._checks import (
+    check_energy_output,
+    check_like,
+    check_positive,
+    check_tensor,
+    first_non_finite_error,
+    grad_leaf,
+    require,
+)
 
 _OWN_PACKAGE = "ebrl"
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -131,9 +139,9 @@ class Energy(Configurable, nn.Module):
         self.check_input(x)
         out = super().__call__(x)
         check_energy_output(out, x.shape[:1], who=type(self).__name__, input_shape=x.shape)
-        if self.check_finite and not bool(torch.isfinite(out).all()):  # one synchronisation, as before
-            check_finite("x", x)  # name the input when it is the cause
-            check_finite(f"{type(self).__name__} output", out)
+        if self.check_finite:  # one synchronisation (or one deferred check): name the input when it is the cause
+            require(torch.isfinite(out).all(),
+                    lambda: first_non_finite_error([("x", x), (f"{type(self).__name__} output", out)]))
         return out
 
     def score(self, x: Tensor, *, temperature: float = 1.0) -> Tensor:

@@ -9,7 +9,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from ebrl._checks import check_energy_output, check_finite, check_int, check_like, check_tensor
+from ebrl._checks import (
+    check_energy_output,
+    check_finite,
+    check_int,
+    check_like,
+    check_tensor,
+    first_non_finite_error,
+    require,
+)
 from ebrl.energy.base import Configurable, Energy
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -219,10 +227,9 @@ class StateActionEnergy(Configurable, nn.Module):
         check_energy_output(
             out, act.shape[:-1], who="StateActionEnergy", input_shape=act.shape
         )
-        if self.check_finite and not bool(torch.isfinite(out).all()):  # one synchronisation
-            check_finite("obs", obs)  # name the input when it is the cause
-            check_finite("act", act)
-            check_finite("StateActionEnergy output", out)
+        if self.check_finite:  # one synchronisation (or one deferred check): name the input when it is the cause
+            require(torch.isfinite(out).all(),
+                    lambda: first_non_finite_error([("obs", obs), ("act", act), ("StateActionEnergy output", out)]))
         return out
 
     def forward(self, obs: Tensor, act: Tensor) -> Tensor:

@@ -27,6 +27,7 @@ from ebrl._checks import (
     check_finite,
     check_tensor,
     grad_leaf,
+    require,
     resolve_generator,
 )
 from ebrl.energy.base import EnergyFn, unchecked
@@ -202,13 +203,15 @@ def raise_if_diverged(
     bad[0] = ~torch.isfinite(s[0])
     if final is not None:
         bad = torch.cat([bad, ~torch.isfinite(final).all().reshape(1)])
-    if not bool(bad.any()):  # the only synchronisation of the whole run
-        return
-    step = int(bad.to(torch.int8).argmax())
-    if step == 0:
-        raise ValueError(f"{name}: the energy is not finite at x0; start the chains where E(x0) is finite")
-    step = min(step, n_steps)
-    raise DivergenceError(
-        f"{name} diverged at step {step} of {n_steps}: a chain reached a non-finite energy or "
-        f"state (NaN or inf). {hint}"
-    )
+
+    def error() -> BaseException:
+        step = int(bad.to(torch.int8).argmax())
+        if step == 0:
+            return ValueError(f"{name}: the energy is not finite at x0; start the chains where E(x0) is finite")
+        step = min(step, n_steps)
+        return DivergenceError(
+            f"{name} diverged at step {step} of {n_steps}: a chain reached a non-finite energy or "
+            f"state (NaN or inf). {hint}"
+        )
+
+    require(~bad.any(), error)  # the only synchronisation of the whole run (deferred inside fit's steps)

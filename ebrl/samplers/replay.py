@@ -14,6 +14,9 @@ from ebrl._checks import (
     check_number,
     check_probability,
     check_tensor,
+    checks_deferred,
+    non_finite_error,
+    require,
     resolve_generator,
 )
 
@@ -115,10 +118,16 @@ class ReplayBuffer:
                 f"update expects idx (n,) and x (n, {', '.join(map(str, self.event_shape))}), "
                 f"got idx {tuple(idx.shape)} and x {tuple(x.shape)}"
             )
-        check_finite("x", x)  # never store a diverged chain
-        if not bool(((idx >= 0) & (idx < self.capacity)).all()):
-            raise ValueError(f"idx must hold pool indices in [0, {self.capacity}), got {idx.tolist()}")
-        self.buffer[idx.to(self.device)] = x.detach().to(self.device, self.dtype)
+        finite = torch.isfinite(x.detach()).reshape(x.shape[0], -1).all(1)  # (n,)
+        require(finite.all(), lambda: non_finite_error("x", x))  # never store a diverged chain
+        require(((idx >= 0) & (idx < self.capacity)).all(),
+                lambda: ValueError(f"idx must hold pool indices in [0, {self.capacity}), got {idx.tolist()}"))
+        idx = idx.to(self.device)
+        x = x.detach().to(self.device, self.dtype)
+        if checks_deferred():  # the checks above are read later: keep the diverged chains out meanwhile
+            keep = finite.to(self.device).view(-1, *([1] * len(self.event_shape)))  # (n, 1, ..., 1)
+            x = torch.where(keep, x, self.buffer[idx])
+        self.buffer[idx] = x
 
     def state_dict(self) -> dict[str, Any]:
         return {"buffer": self.buffer.clone()}

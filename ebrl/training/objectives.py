@@ -13,10 +13,10 @@ during training raises ``DivergenceError`` (the trainer adds the step), not ``Va
 Every call checks its arguments, so an objective called directly (outside ``fit``) rejects bad
 input by name: ``energy`` must be callable and ``x`` a floating-point tensor ``(B, *event)``
 with values (both free: no device synchronisation), and a non-finite ``x`` raises
-``ValueError`` naming ``x``. That finiteness check costs no extra synchronisation per training
-step: it is read in the same host synchronisation as the finiteness of the data batch's
-energies, which the objective makes anyway (DSM and SSM leave it to the score-matching losses,
-which check ``x`` themselves).
+``ValueError`` naming ``x``. Checks of values (a finite ``x``, finite energies, a sampler that
+did not diverge) go through ``ebrl._checks.require``: called directly, each reads the device
+once; inside ``fit`` they are deferred and read with the step's loss, so a training step costs
+one host synchronisation in all.
 
 An objective that carries state across calls (``PCD``'s replay buffer) exposes it through
 ``state_dict()`` and ``load_state_dict(state)``: ``fit`` rolls it back with the model when it
@@ -39,10 +39,11 @@ from torch.nn.parallel import DistributedDataParallel
 from ebrl._checks import (
     DivergenceError,
     check_energy_output,
-    check_finite,
     check_int,
     check_positive,
     check_tensor,
+    non_finite_error,
+    require,
     resolve_generator,
 )
 from ebrl.energy.analytic import Distribution
@@ -89,18 +90,20 @@ def _bare(energy: object) -> object:
 
 def _raise_if_not_finite(e: Tensor, what: str, *, x: Tensor | None = None) -> None:
     """``DivergenceError`` if ``e`` is not finite; with ``x`` (the caller's batch), ``ValueError`` naming ``x``
-    first if it is not finite. One host synchronisation per call; used once or twice per training step."""
+    first if it is not finite. One check (``require``): one host synchronisation, or deferred inside ``fit``."""
     ok = torch.isfinite(e).all()
     if x is not None:
         ok = ok & torch.isfinite(x).all().to(ok.device)
-    if bool(ok):
-        return
-    if x is not None:
-        check_finite("x", x)  # bad input, not divergence (raises; the failure path may synchronise again)
-    raise DivergenceError(
-        f"the energy is not finite (NaN or inf) on the {what}; the model has diverged "
-        f"(lower the learning rate, or add the l2 regulariser / spectral norm)"
-    )
+
+    def error() -> BaseException:
+        if x is not None and not bool(torch.isfinite(x).all()):
+            return non_finite_error("x", x)  # bad input, not divergence
+        return DivergenceError(
+            f"the energy is not finite (NaN or inf) on the {what}; the model has diverged "
+            f"(lower the learning rate, or add the l2 regulariser / spectral norm)"
+        )
+
+    require(ok, error)
 
 
 def _energy(energy: nn.Module, x: Tensor, *, objective: str, what: str, is_input: bool = False) -> Tensor:
@@ -346,12 +349,11 @@ class NCE:
         with torch.no_grad():
             log_q_x = self.noise.log_prob(x)  # (B,)
             log_q_y = self.noise.log_prob(y)  # (M,)
-        n_outside = int((log_q_x == -torch.inf).sum())
-        if n_outside:
-            raise ValueError(
-                f"NCE: the noise density is zero at {n_outside} of {x.shape[0]} data points; "
-                f"NCE needs noise that covers the data (e.g. a wider UniformBox or a Gaussian)"
-            )
+        outside = log_q_x == -torch.inf  # (B,)
+        require(~outside.any(), lambda: ValueError(
+            f"NCE: the noise density is zero at {int(outside.sum())} of {x.shape[0]} data points; "
+            f"NCE needs noise that covers the data (e.g. a wider UniformBox or a Gaussian)"
+        ))
         e_x = _energy(energy, x, objective="NCE", what="data batch", is_input=True)  # (B,)
         e_y = _energy(energy, y, objective="NCE", what="noise samples")  # (M,)
         loss = nce(e_x, e_y, log_q_x, log_q_y)

@@ -42,6 +42,7 @@ from ebrl._checks import (
     check_int,
     check_positive,
     check_tensor,
+    deferred_checks,
     resolve_generator,
 )
 from ebrl.energy.nets import StateActionEnergy
@@ -204,11 +205,15 @@ def _train_step(
 ) -> tuple[float, dict[str, float]]:
     """One update; returns the (rank-averaged) loss and metrics, read with one host synchronisation.
 
-    The loss, the gradient norm and the metrics are read together after ``backward`` and checked
-    before ``optimizer.step()``: a fault raises ``DivergenceError`` (without the step number,
-    which the caller adds) and leaves the parameters and the optimizer state as they were.
+    The objective runs inside ``deferred_checks``: its value checks (finite energies, a diverged
+    sampler, finite input) are recorded, not read. They, the loss, the gradient norm and the
+    metrics are read together after ``backward`` and checked before ``optimizer.step()``: a
+    failed check raises its own error (``DivergenceError`` without the step number, which the
+    caller adds, or ``ValueError`` for bad input), the first in the order they were made, and a
+    fault leaves the parameters and the optimizer state as they were.
     """
-    loss, metrics = objective(model, batch, generator=generator)
+    with deferred_checks() as pending:  # the objective's value checks, read below with the loss
+        loss, metrics = objective(model, batch, generator=generator)
     if not isinstance(loss, Tensor) or loss.dim() != 0:
         raise TypeError("objective must return (loss, metrics) with a scalar tensor loss")
     mean_loss = loss
@@ -221,12 +226,16 @@ def _train_step(
     loss.backward()  # under DDP the gradients are averaged here, so every rank sees the same norm
     grads = [p.grad for p in params if p.grad is not None]
     grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
-    stats = torch.stack(
-        [mean_loss.detach().float(), grad_norm.detach().float(), *(v.detach().float() for v in metrics.values())]
-    ).tolist()  # (2 + M,): the step's one host synchronisation
+    stats = torch.stack([
+        mean_loss.detach().float(), grad_norm.detach().float(), *(v.detach().float() for v in metrics.values()),
+        *(ok.to(loss.device, torch.float32) for ok, _ in pending),
+    ]).tolist()  # (2 + M + C,): the step's one host synchronisation
     loss_value, grad_value = stats[0], stats[1]
-    values = dict(zip(metrics, stats[2:], strict=True))
+    values = dict(zip(metrics, stats[2 : 2 + len(metrics)], strict=True))
     try:
+        for (_, error), passed in zip(pending, stats[2 + len(metrics) :], strict=True):
+            if not passed:  # the first failed check, in the order the objective made them
+                raise error()
         if not math.isfinite(loss_value):
             raise DivergenceError(f"the loss is {loss_value}; lower the learning rate or regularise the energy")
         if not math.isfinite(grad_value):
@@ -236,7 +245,7 @@ def _train_step(
             )
         if max_energy is not None:
             _check_max_energy(values, max_energy, objective)
-    except DivergenceError:
+    except (DivergenceError, ValueError):
         optimizer.zero_grad(set_to_none=True)  # drop the non-finite gradients: nothing is applied
         raise
     optimizer.step()
@@ -343,10 +352,11 @@ def fit(
     may be smaller. The data is moved to the device and dtype of the energy's parameters, and
     ``generator`` must live on that device.
 
-    Divergence. Each step reads its loss, its gradient norm and its metrics in one host
-    synchronisation (besides the objectives' own finiteness checks) and detects a fault before
-    ``optimizer.step()``: a non-finite loss, non-finite gradients, a non-finite energy or a
-    diverged sampler (raised inside the objective), or, with ``max_energy``, a batch-mean
+    Divergence. Each step reads its loss, its gradient norm, its metrics and the objective's own
+    value checks (deferred, see ``ebrl._checks.deferred_checks``) in one host synchronisation
+    and detects a fault before ``optimizer.step()``: a non-finite loss, non-finite gradients, a
+    non-finite energy or a diverged sampler (found by the objective's checks; the first failed
+    one raises its own message), or, with ``max_energy``, a batch-mean
     energy (the metrics ``e_pos``/``e_neg`` of CD, PCD and InfoNCE, ``e_data``/``e_noise`` of
     NCE) beyond ±``max_energy``. What follows depends on ``on_divergence``:
 
