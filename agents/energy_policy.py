@@ -17,7 +17,8 @@ from agents.common import PolicyGenerator
 from agents.softq import SoftQ
 from ebrl._checks import check_int, check_positive
 from ebrl.energy import StateActionEnergy
-from ebrl.rl import ActionBox, ContinuousBoltzmannPolicy
+from ebrl.rl import ActionBox, ActionSampler, ContinuousBoltzmannPolicy
+from ebrl.rl.continuous import ACT_SAMPLER
 from ebrl.rl.dfo import DerivativeFreeOptimizer
 
 MODE_SEED = 0
@@ -31,10 +32,10 @@ class EnergyInference:
     Args:
         deterministic: ``"mode"`` (``ContinuousBoltzmannPolicy.mode``: the best of ``mode_candidates``
             uniform actions refined by gradient descent) or ``"dfo"`` (``DerivativeFreeOptimizer.minimize``).
-        stochastic: ``"langevin"`` (a Boltzmann sample π(a|s) ∝ exp(-E/α) by Langevin dynamics started
-            by importance resampling) or ``"dfo"`` (one DFO candidate drawn ∝ exp(-E/α)).
+        stochastic: ``"langevin"`` (a Boltzmann sample π(a|s) ∝ exp(-E/α) drawn by ``sampler``: tempered SMC
+            with Metropolis-adjusted Langevin moves) or ``"dfo"`` (one DFO candidate drawn ∝ exp(-E/α)).
         alpha: the temperature α > 0 of the Boltzmann policy (and of the DFO weights).
-        langevin_steps, langevin_step_size, n_proposals: Langevin sampling, see ``ContinuousBoltzmannPolicy``.
+        sampler: the ``ebrl.rl.ActionSampler`` of ``"langevin"``.
         mode_candidates, mode_starts, mode_steps: ``"mode"`` settings, see ``ContinuousBoltzmannPolicy``.
         dfo_samples, dfo_iters, dfo_noise_scale, dfo_noise_shrink: ``"dfo"`` settings, see
             ``DerivativeFreeOptimizer``.
@@ -43,9 +44,7 @@ class EnergyInference:
     deterministic: Literal["mode", "dfo"] = "mode"
     stochastic: Literal["langevin", "dfo"] = "langevin"
     alpha: float = 1.0
-    langevin_steps: int = 20
-    langevin_step_size: float = 0.01
-    n_proposals: int = 64
+    sampler: ActionSampler = ACT_SAMPLER
     mode_candidates: int = 512
     mode_starts: int = 8
     mode_steps: int = 30
@@ -60,17 +59,15 @@ class EnergyInference:
         if self.stochastic not in ("langevin", "dfo"):
             raise ValueError(f"stochastic must be 'langevin' or 'dfo', got {self.stochastic!r}")
         check_positive("alpha", self.alpha)
-        check_int("langevin_steps", self.langevin_steps)
+        if not isinstance(self.sampler, ActionSampler):
+            raise TypeError(f"sampler must be an ebrl.rl.ActionSampler, got {type(self.sampler).__name__}")
         check_int("dfo_samples", self.dfo_samples)
         check_int("dfo_iters", self.dfo_iters, minimum=0)
 
     def boltzmann(self, box: ActionBox) -> ContinuousBoltzmannPolicy:
         return ContinuousBoltzmannPolicy(
             box,
-            alpha=self.alpha,
-            step_size=self.langevin_step_size,
-            n_steps=self.langevin_steps,
-            n_proposals=self.n_proposals,
+            sampler=self.sampler,
             mode_candidates=self.mode_candidates,
             mode_starts=self.mode_starts,
             mode_steps=self.mode_steps,
@@ -227,7 +224,7 @@ class EnergyPolicy(BasePolicy):
         gen = self.rng.get(obs.device)
         if self.inference.stochastic == "dfo":
             return self.dfo.sample(self.energy, obs, generator=gen)  # (B, A)
-        return self.boltzmann.sample(self.energy, obs, n=1, generator=gen)[:, 0]  # (B, 1, A) -> (B, A)
+        return self.boltzmann.sample(self.energy, obs, alpha=self.inference.alpha, generator=gen)[:, 0]  # (B, A)
 
     def warm_start(self, model: SoftQ) -> None:
         """Copy this energy into both of ``model``'s critics and their target copies.

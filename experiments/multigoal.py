@@ -38,15 +38,22 @@ class Args:
         default=15_000, metadata={"help": "environment steps per training run (issue 5's SAC figure: 15,000)"}
     )
     n_eval_episodes: int = field(default=20, metadata={"help": "episodes from the origin per algorithm, seed, policy"})
-    softq_alpha: float = field(default=1.0, metadata={"help": "SoftQ temperature alpha"})
+    softq_alpha: str = field(
+        default="auto", metadata={"help": "SoftQ temperature: 'auto' (learnt, as SAC's) or a float"}
+    )
     softq_reward_scale: float = field(
-        default=0.1, metadata={"help": "SoftQ reward scale; alpha/reward_scale (in reward units) shapes the policy"}
+        default=1.0, metadata={"help": "SoftQ reward scale; alpha/reward_scale (in reward units) shapes the policy"}
     )
     softq_width: int = field(default=128, metadata={"help": "SoftQ: width of both hidden layers of each critic"})
     quick: bool = field(default=False, metadata={"help": "smoke run: 600 steps, one seed, 4 episodes"})
 
 
 QUICK = {"seeds": (0,), "total_timesteps": 600, "n_eval_episodes": 4}
+
+
+def alpha_arg(text: str) -> float | str:
+    """``"auto"``/``"auto_<init>"`` as given, anything else as a float."""
+    return text if text.startswith("auto") else float(text)
 
 
 def train(algo: str, seed: int, args: Args) -> SoftQ | SAC:
@@ -56,7 +63,7 @@ def train(algo: str, seed: int, args: Args) -> SoftQ | SAC:
         model = SoftQ(
             "MlpPolicy",
             env,
-            alpha=args.softq_alpha,
+            alpha=alpha_arg(args.softq_alpha),
             reward_scale=args.softq_reward_scale,
             policy_kwargs={"net_arch": [args.softq_width, args.softq_width]},
             seed=seed,

@@ -40,17 +40,19 @@ class Args:
     n_eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per evaluation"})
     sac_learning_rate: float = field(default=1e-3, metadata={"help": "SAC learning rate (issue 5: 1e-3)"})
     softq_learning_rate: float = field(default=1e-3, metadata={"help": "SoftQ learning rate"})
-    softq_alpha: float = field(default=0.5, metadata={"help": "SoftQ temperature alpha (reward units)"})
-    softq_width: int = field(
-        default=128,
-        metadata={"help": "SoftQ critic width (2 layers); its target scores batch x n_value_samples actions"},
+    softq_alpha: str = field(
+        default="auto", metadata={"help": "SoftQ temperature: 'auto' (learnt, as SAC's) or a float in reward units"}
     )
-    softq_n_value_samples: int = field(default=16, metadata={"help": "SoftQ: uniform actions per soft value"})
-    softq_langevin_steps: int = field(default=8, metadata={"help": "SoftQ: Langevin steps per action"})
+    softq_width: int = field(default=128, metadata={"help": "SoftQ critic and proposal width (2 layers)"})
     quick: bool = field(default=False, metadata={"help": "smoke run: 600 steps, one seed, 2 episodes"})
 
 
 QUICK = {"seeds": (0,), "total_timesteps": 600, "eval_freq": 300, "timing_chunk": 150, "n_eval_episodes": 2}
+
+
+def alpha_arg(text: str) -> float | str:
+    """``"auto"``/``"auto_<init>"`` as given, anything else as a float."""
+    return text if text.startswith("auto") else float(text)
 
 
 def make_agent(algo: str, seed: int, args: Args) -> SoftQ | SAC:
@@ -61,9 +63,7 @@ def make_agent(algo: str, seed: int, args: Args) -> SoftQ | SAC:
         "MlpPolicy",
         env,
         learning_rate=args.softq_learning_rate,
-        alpha=args.softq_alpha,
-        n_value_samples=args.softq_n_value_samples,
-        langevin_steps=args.softq_langevin_steps,
+        alpha=alpha_arg(args.softq_alpha),
         policy_kwargs={"net_arch": [args.softq_width, args.softq_width]},
         seed=seed,
     )

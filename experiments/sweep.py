@@ -29,6 +29,7 @@ from stable_baselines3.common.monitor import Monitor
 
 import envs  # noqa: F401  (registers ebrl/* ids)
 from agents import SoftQ
+from ebrl.rl import ActionSampler
 from experiments._common import environment_info, package_version, parse_args, results_dir, write_table
 
 BASELINE = {"alpha": 1.0, "langevin_step_size": 0.01, "langevin_steps": 8}
@@ -67,10 +68,12 @@ def objective(trial: Any, args: Args) -> float:
     optuna = _optuna()
     params = {
         "alpha": trial.suggest_float("alpha", 0.01, 1.0, log=True),
-        "langevin_step_size": trial.suggest_float("langevin_step_size", 1e-3, 1e-1, log=True),
-        "langevin_steps": trial.suggest_int("langevin_steps", 2, 16),
+        "n_particles": trial.suggest_int("n_particles", 4, 32, log=True),
+        "n_moves": trial.suggest_int("n_moves", 1, 4),
     }
-    model = SoftQ("MlpPolicy", gym.make(args.env_id), seed=args.seed, device="cpu", **params)
+    sampler = ActionSampler(n_particles=params["n_particles"], n_levels=2, n_moves=params["n_moves"])
+    env = gym.make(args.env_id)
+    model = SoftQ("MlpPolicy", env, alpha=params["alpha"], sampler=sampler, seed=args.seed, device="cpu")
     eval_env = Monitor(gym.make(args.env_id))
     chunk = math.ceil(args.total_timesteps / args.n_chunks)
     mean = -math.inf

@@ -12,8 +12,11 @@ import envs  # noqa: F401  (registers the ebrl environments)
 from agents import EnergyInference, EnergyPolicy, SoftQ
 from ebrl._checks import seeded_init
 from ebrl.energy import StateActionEnergy
+from ebrl.rl import ActionSampler
 
-SMALL = EnergyInference(mode_candidates=64, mode_starts=2, mode_steps=5, dfo_samples=64, langevin_steps=3)
+SMALL = EnergyInference(
+    mode_candidates=64, mode_starts=2, mode_steps=5, dfo_samples=64, sampler=ActionSampler(n_particles=8, n_levels=4)
+)
 
 
 def bandit_energy() -> StateActionEnergy:

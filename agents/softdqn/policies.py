@@ -60,13 +60,14 @@ class ActionEnergyNet(nn.Module):
 class SoftDQNPolicy(BasePolicy):
     """An energy network, its target copy, and the policy π(a|s) ∝ exp(-E(s,a)/α).
 
+    The temperature α is the parameter ``log_alpha`` (fixed or learnt by ``SoftDQN``): the only copy there is.
+
     ``predict(obs, deterministic=False)`` samples from the Boltzmann policy with the policy's own
     generator (seeded by the algorithm's ``seed``); ``deterministic=True`` takes the lowest-energy
     action.
 
     Args:
         observation_space, action_space, lr_schedule: as for every SB3 policy.
-        alpha: the temperature α > 0 (set by ``SoftDQN``; pass it there, not in ``policy_kwargs``).
         net_arch: hidden layer widths; default ``[64, 64]`` as SB3's DQN.
         activation_fn: the hidden activation.
         value_prior: a ``StatePrior`` Φ(s) over the flattened observations, or ``None``. When set, the
@@ -83,7 +84,6 @@ class SoftDQNPolicy(BasePolicy):
         observation_space: spaces.Space,
         action_space: spaces.Discrete,
         lr_schedule: Schedule,
-        alpha: float = 1.0,
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         value_prior: StatePrior | None = None,
@@ -102,7 +102,8 @@ class SoftDQNPolicy(BasePolicy):
             optimizer_kwargs=optimizer_kwargs,
             normalize_images=normalize_images,
         )
-        self.boltzmann = DiscreteBoltzmannPolicy(alpha)
+        self.boltzmann = DiscreteBoltzmannPolicy()
+        self.log_alpha = nn.Parameter(torch.zeros(()), requires_grad=False)
         self.net_arch = [64, 64] if net_arch is None else list(net_arch)
         self.activation_fn = activation_fn
         self.rng = PolicyGenerator()
@@ -120,6 +121,11 @@ class SoftDQNPolicy(BasePolicy):
             self.make_features_extractor(), int(self.action_space.n), self.net_arch, self.activation_fn
         )
 
+    @property
+    def alpha_tensor(self) -> Tensor:
+        """α as a detached scalar tensor (no host synchronisation)."""
+        return self.log_alpha.detach().exp()
+
     def energies(self, obs: PyTorchObs, *, target: bool = False) -> Tensor:
         """E(s, a) for every action, ``(B, K)``, from the online or the target network."""
         net = self.energy_net_target if target else self.energy_net
@@ -136,7 +142,7 @@ class SoftDQNPolicy(BasePolicy):
         e = self.energies(observation)  # (B, K)
         if deterministic:
             return self.boltzmann.mode(e)
-        return self.boltzmann.sample(e, generator=self.rng.get(e.device))
+        return self.boltzmann.sample(e, alpha=self.alpha_tensor, generator=self.rng.get(e.device))
 
     def set_training_mode(self, mode: bool) -> None:
         self.energy_net.train(mode)
@@ -145,7 +151,6 @@ class SoftDQNPolicy(BasePolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
-            alpha=self.boltzmann.alpha,
             net_arch=self.net_arch,
             activation_fn=self.activation_fn,
             value_prior=self.value_prior,

@@ -14,15 +14,29 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
-from agents.common import check_action_space, check_finite_loss, check_finite_transition
+from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
 from agents.softdqn.policies import ActionEnergyNet, MlpPolicy, SoftDQNPolicy
-from ebrl._checks import check_positive
 from ebrl.rl.priors import StatePrior
 
 SelfSoftDQN = TypeVar("SelfSoftDQN", bound="SoftDQN")
 
 
-class SoftDQN(OffPolicyAlgorithm):
+EXPLORATION_EPS = 0.05
+"""``target_entropy="auto"`` is the entropy of an ε-greedy policy with this ε (SB3 DQN's final exploration rate)."""
+
+
+def epsilon_greedy_entropy(n_actions: int, eps: float = EXPLORATION_EPS) -> float:
+    """The entropy (nats) of ε-greedy over ``n_actions``: 1 - ε + ε/K on the greedy action, ε/K on the others.
+
+    It is always below log K, so the target can be reached for every K >= 2 (0.98 log K, a common choice in
+    discrete SAC, asks for a nearly uniform policy when K = 2), and it speaks the language of DQN users.
+    """
+    k = int(n_actions)
+    p_best, p_other = 1 - eps + eps / k, eps / k
+    return float(-(p_best * np.log(p_best) + (k - 1) * p_other * np.log(p_other)))
+
+
+class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
     """Soft Q-learning for ``Discrete`` action spaces (a maximum-entropy DQN).
 
     The network outputs energies E(s, a) = -Q(s, a) for every action. Acting samples the Boltzmann
@@ -38,7 +52,12 @@ class SoftDQN(OffPolicyAlgorithm):
     Hyperparameters not listed are those of SB3's ``DQN`` with the same defaults.
 
     Args:
-        alpha: the temperature α > 0, in reward units.
+        alpha: the temperature α in reward units: a float > 0 (fixed), ``"auto"`` (learnt from 1) or
+            ``"auto_<init>"``, learnt as SAC learns its entropy coefficient, so that the policy's exact entropy
+            tracks ``target_entropy``. Setting ``model.alpha`` later, or ``SoftDQN.load(path, alpha=...)``,
+            changes what the policy samples.
+        target_entropy: H̄ in nats for a learnt α; ``"auto"`` = the entropy of ε-greedy with ε = 0.05
+            over the K actions (``epsilon_greedy_entropy``).
         max_grad_norm: clip the gradient norm to this value.
         double_q: soft double Q-learning. The target's next-state value becomes the
             entropy-regularised value Σ_a π(a|s') Q_target(s', a) + α H(π) of the *online* network's
@@ -72,7 +91,8 @@ class SoftDQN(OffPolicyAlgorithm):
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
         target_update_interval: int = 10_000,
-        alpha: float = 0.01,
+        alpha: float | str = "auto",
+        target_entropy: float | str = "auto",
         max_grad_norm: float = 10.0,
         double_q: bool = False,
         value_prior: StatePrior | None = None,
@@ -84,7 +104,7 @@ class SoftDQN(OffPolicyAlgorithm):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        check_positive("alpha", alpha)
+        self._init_temperature(alpha, target_entropy)
         if not isinstance(double_q, bool):
             raise TypeError(f"double_q must be a bool, got {type(double_q).__name__}")
         for name in ("alpha", "value_prior"):
@@ -117,8 +137,6 @@ class SoftDQN(OffPolicyAlgorithm):
             supported_action_spaces=(spaces.Discrete,),
             support_multi_env=True,
         )
-        self.alpha = alpha
-        self.policy_kwargs = {**self.policy_kwargs, "alpha": alpha}
         if value_prior is not None:
             self.policy_kwargs["value_prior"] = value_prior
         self.target_update_interval = target_update_interval
@@ -133,6 +151,10 @@ class SoftDQN(OffPolicyAlgorithm):
         self.energy_net = self.policy.energy_net
         self.energy_net_target = self.policy.energy_net_target
         self.policy.rng.reseed(self.seed)
+        self._setup_temperature()
+
+    def _auto_target_entropy(self) -> float:
+        return epsilon_greedy_entropy(int(self.action_space.n))
 
     def set_random_seed(self, seed: int | None = None) -> None:
         """Seed SB3's generators and, once the policy exists, the policy's sampling generator."""
@@ -161,11 +183,13 @@ class SoftDQN(OffPolicyAlgorithm):
 
     def train(self, gradient_steps: int, batch_size: int = 32) -> None:
         self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
+        optimizers = [self.policy.optimizer] + ([self.alpha_optimizer] if self.alpha_optimizer is not None else [])
+        self._update_learning_rate(optimizers)
         boltzmann = self.policy.boltzmann
 
-        losses, entropies, soft_values = [], [], []
+        stats = []
         for _ in range(gradient_steps):
+            alpha = self.policy.alpha_tensor  # ()
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
 
@@ -173,9 +197,9 @@ class SoftDQN(OffPolicyAlgorithm):
                 next_e = self.policy.energies(data.next_observations, target=True)  # (B, K)
                 if self.double_q:  # the online network's Boltzmann policy, valued by the target network
                     online_next_e = self.policy.energies(data.next_observations)  # (B, K)
-                    next_v = boltzmann.policy_value(next_e, online_next_e).reshape(-1, 1)  # (B, 1)
+                    next_v = boltzmann.policy_value(next_e, online_next_e, alpha=alpha).reshape(-1, 1)  # (B, 1)
                 else:
-                    next_v = boltzmann.soft_value(next_e).reshape(-1, 1)  # α logsumexp(-E'/α): (B, 1)
+                    next_v = boltzmann.soft_value(next_e, alpha=alpha).reshape(-1, 1)  # α logsumexp(-E'/α): (B, 1)
                 target_q = data.rewards + (1 - data.dones) * discounts * next_v  # (B, 1)
 
             e = self.policy.energies(data.observations)  # (B, K)
@@ -187,18 +211,23 @@ class SoftDQN(OffPolicyAlgorithm):
             torch.nn.utils.clip_grad_norm_(self.policy.energy_net.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
 
-            stats = torch.stack([loss.detach(), boltzmann.entropy(e.detach()).mean(), next_v.mean()])
-            loss_value, entropy, soft_value = stats.tolist()  # one host sync per step, for the NaN check
-            losses.append(check_finite_loss("SoftDQN loss", loss_value, n_updates=self._n_updates))
-            entropies.append(entropy)
-            soft_values.append(soft_value)
+            entropy = boltzmann.entropy(e.detach(), alpha=alpha)  # (B,), exact
+            alpha_loss = self._temperature_step(entropy)
+            stats.append(torch.stack([loss.detach(), entropy.mean(), next_v.mean(), alpha, alpha_loss]))
 
+        values = torch.stack(stats).tolist()  # the one host synchronisation of these gradient steps
+        for row in values:
+            check_finite_loss("SoftDQN loss", row[0], n_updates=self._n_updates)
+        cols = np.asarray(values).mean(axis=0)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", np.mean(losses))
-        self.logger.record("train/alpha", self.alpha)
-        self.logger.record("train/entropy", np.mean(entropies))
-        self.logger.record("train/soft_value", np.mean(soft_values))
+        self.logger.record("train/loss", cols[0])
+        self.logger.record("train/entropy", cols[1])
+        self.logger.record("train/soft_value", cols[2])
+        self.logger.record("train/alpha", cols[3])
+        if self.alpha_optimizer is not None:
+            self.logger.record("train/alpha_loss", cols[4])
+            self.logger.record("train/target_entropy", self.target_entropy)
 
     def learn(
         self: SelfSoftDQN,
@@ -222,4 +251,4 @@ class SoftDQN(OffPolicyAlgorithm):
         return [*super()._excluded_save_params(), "energy_net", "energy_net_target"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "policy.optimizer"], []
+        return ["policy", "policy.optimizer", *self._temperature_save_params()], []

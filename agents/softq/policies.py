@@ -1,11 +1,13 @@
-"""Policies for SoftQ: twin state-action energies and the Langevin-sampled Boltzmann policy."""
+"""Policies for SoftQ: twin state-action energies, an amortised proposal, and the sampled Boltzmann policy."""
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
@@ -15,11 +17,21 @@ from torch import Tensor, nn
 from agents.common import PolicyGenerator
 from agents.softdqn.policies import check_value_prior
 from ebrl.energy import StateActionEnergy
-from ebrl.rl import ActionBox, ContinuousBoltzmannPolicy
+from ebrl.energy.nets import ACTIVATIONS
+from ebrl.rl import ActionBox, ActionSampler, ContinuousBoltzmannPolicy, PolicySample
 from ebrl.rl.priors import StatePrior
 
 MODE_SEED = 0
 """Seed of the starts of ``deterministic=True`` actions, so they depend on the weights alone."""
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+"""Bounds of the proposal's log standard deviation (before the tanh), as in SB3's SAC."""
+
+DEFAULT_SAMPLER = ActionSampler(n_particles=16, n_levels=2, n_moves=1)
+"""Acting with the proposal: 16 proposal draws importance-resampled towards π, then two MALA moves."""
+
+UNIFORM_SAMPLER = ActionSampler()
+"""Acting without a proposal (``amortized=False``): tempered SMC from the uniform box."""
 
 
 class TwinEnergy(nn.Module):
@@ -66,27 +78,89 @@ class TwinEnergy(nn.Module):
         return torch.maximum(e1, e2)
 
 
-class SoftQPolicy(BasePolicy):
-    """Twin energies E_i(s, a) = -Q_i(s, a), their target copies, and π(a|s) ∝ exp(-max_i E_i(s,a)/α).
+class SquashedGaussianProposal(nn.Module):
+    """An amortised sampler with a density: a = tanh(z), z ~ N(μ(s), diag σ(s)²), on the box [-1, 1]^A.
 
-    Actions live in SB3's scaled box [-1, 1]^A (``squash_output=True``: ``predict`` maps them back
-    to the action space's bounds). ``predict(deterministic=False)`` starts a chain at one of
-    ``n_proposals`` uniform candidates drawn ∝ exp(-E/α) and runs ``langevin_steps`` Langevin steps,
-    with the policy's own generator (seeded by the algorithm's ``seed``). ``deterministic=True``
-    returns the lowest-energy end point of gradient descent from the best ``mode_starts`` of
-    ``mode_candidates`` candidates drawn with a fixed seed: a function of the weights alone.
+    Trained by ``SoftQ`` to minimise the reverse KL divergence to the Boltzmann policy,
+    E_q[α log q(a|s) + E(s, a)] (SAC's actor loss), so that it is a cheap proposal for the Boltzmann policy:
+    its draws start the sampler, and its density turns them into an importance-sampled soft value.
+
+    Args:
+        features_extractor: the SB3 features extractor it owns.
+        act_dim: A.
+        net_arch: hidden widths.
+        activation: one of ``ebrl.energy.ACTIVATIONS``.
+    """
+
+    def __init__(
+        self, features_extractor: BaseFeaturesExtractor, act_dim: int, net_arch: list[int], activation: str
+    ) -> None:
+        super().__init__()
+        self.features_extractor = features_extractor
+        layers: list[nn.Module] = []
+        width = features_extractor.features_dim
+        for h in net_arch:
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.mean = nn.Linear(width, act_dim)
+        self.log_std = nn.Linear(width, act_dim)
+
+    def params(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, log σ), each ``(B, A)``."""
+        h = self.body(features)  # (B, H)
+        return self.mean(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def rsample(self, features: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``n`` reparameterised draws per state ``(B, n, A)`` and their log densities ``(B, n)`` on the box."""
+        mu, log_std = self.params(features)  # (B, A)
+        eps = torch.randn((mu.shape[0], n, mu.shape[1]), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu[:, None] + log_std.exp()[:, None] * eps  # (B, n, A)
+        # log N(z; μ, σ) - Σ log(1 - tanh²z), with log(1 - tanh²z) = 2 (log 2 - z - softplus(-2z)) (stable)
+        log_n = -0.5 * eps.square() - log_std[:, None] - 0.5 * math.log(2 * math.pi)  # (B, n, A)
+        log_det = 2 * (math.log(2) - z - F.softplus(-2 * z))  # (B, n, A)
+        return torch.tanh(z), (log_n - log_det).sum(dim=-1)
+
+    def mean_action(self, features: Tensor) -> Tensor:
+        """tanh(μ(s)), ``(B, A)``."""
+        return torch.tanh(self.params(features)[0])
+
+
+class _BoundProposal:
+    """A ``Proposal`` for ``ContinuousBoltzmannPolicy.run``: the proposal network on fixed features."""
+
+    def __init__(self, proposal: SquashedGaussianProposal, features: Tensor) -> None:
+        self.proposal, self.features = proposal, features
+
+    def sample(self, obs: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            return self.proposal.rsample(self.features, n, generator)
+
+
+class SoftQPolicy(BasePolicy):
+    """Twin energies E_i(s, a) = -Q_i(s, a), their target copies, an amortised proposal, and the policy
+    π(a|s) ∝ exp(-max_i E_i(s,a)/α).
+
+    Actions live in SB3's scaled box [-1, 1]^A (``squash_output=True``: ``predict`` maps them back to the
+    action space's bounds). ``predict(deterministic=False)`` draws from π with ``sampler``
+    (``ebrl.rl.ActionSampler``), started from the proposal network when there is one
+    (``amortized=True``) and from the uniform box otherwise, with the policy's own generator (seeded by the
+    algorithm's ``seed``). ``deterministic=True`` returns the proposal's mean action tanh(μ(s)) (one
+    forward pass) or, without a proposal, the lowest-energy end point of gradient descent from the best
+    ``mode_starts`` of ``mode_candidates`` candidates drawn with a fixed seed: a function of the weights alone.
+
+    The temperature α is the parameter ``log_alpha`` (fixed or learnt by ``SoftQ``): the only copy there is.
 
     Args:
         observation_space, action_space, lr_schedule: as for every SB3 policy.
-        alpha, langevin_steps, langevin_step_size, langevin_grad_clip, n_proposals, mode_candidates,
-            mode_starts, mode_steps: set by ``SoftQ`` (pass them there, not in ``policy_kwargs``);
-            see ``SoftQ`` and ``ebrl.rl.ContinuousBoltzmannPolicy``.
-        net_arch: hidden widths of each energy; default ``[256, 256]`` as SB3's SAC.
-        activation: one of ``ebrl.energy.ACTIVATIONS``; default ``"silu"``.
+        net_arch: hidden widths of each energy (and of the proposal); default ``[256, 256]`` as SB3's SAC.
+        activation: one of ``ebrl.energy.ACTIVATIONS``; default ``"silu"`` (smooth: useful action gradients).
         value_prior: a ``StatePrior`` Φ over the flattened observations, or ``None`` (set by ``SoftQ``;
             pass it there). It needs the default ``FlattenExtractor``.
         features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
             optimizer_kwargs: as for SB3's SAC policy.
+
+    ``SoftQ`` sets the sampler and whether there is a proposal with ``configure``.
     """
 
     action_space: spaces.Box
@@ -96,14 +170,6 @@ class SoftQPolicy(BasePolicy):
         observation_space: spaces.Space,
         action_space: spaces.Box,
         lr_schedule: Schedule,
-        alpha: float = 1.0,
-        langevin_steps: int = 8,
-        langevin_step_size: float = 0.01,
-        langevin_grad_clip: float | None = None,
-        n_proposals: int = 32,
-        mode_candidates: int = 256,
-        mode_starts: int = 4,
-        mode_steps: int = 20,
         net_arch: list[int] | None = None,
         activation: str = "silu",
         value_prior: StatePrior | None = None,
@@ -123,23 +189,15 @@ class SoftQPolicy(BasePolicy):
             normalize_images=normalize_images,
             squash_output=True,
         )
-        self.boltzmann = ContinuousBoltzmannPolicy(
-            ActionBox.symmetric(int(action_space.shape[0])),
-            alpha=alpha,
-            step_size=langevin_step_size,
-            n_steps=langevin_steps,
-            grad_clip=langevin_grad_clip,
-            n_proposals=n_proposals,
-            mode_candidates=mode_candidates,
-            mode_starts=mode_starts,
-            mode_steps=mode_steps,
-        )
         self.net_arch = [256, 256] if net_arch is None else list(net_arch)
         self.activation = activation
         self.rng = PolicyGenerator()
         if value_prior is not None and features_extractor_class is not FlattenExtractor:
             raise ValueError("value_prior needs the default FlattenExtractor: Φ is a function of the flat observation")
         self.value_prior = check_value_prior(value_prior, observation_space)
+        self.lr_schedule = lr_schedule
+        self.log_alpha = nn.Parameter(torch.zeros(()), requires_grad=False)
+        self.last_diagnostics: PolicySample | None = None
 
         self.critic = self.make_critic()
         self.critic_target = self.make_critic()
@@ -147,6 +205,31 @@ class SoftQPolicy(BasePolicy):
         self.critic_target.requires_grad_(False)
         self.critic_target.train(False)
         self.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.proposal: SquashedGaussianProposal | None = None
+        self.proposal_optimizer: torch.optim.Optimizer | None = None
+        self.configure(DEFAULT_SAMPLER, amortized=True)
+
+    def configure(self, sampler: ActionSampler, *, amortized: bool) -> None:
+        """Set the acting sampler, and build (or drop) the amortised proposal and its optimiser."""
+        if not isinstance(sampler, ActionSampler):
+            raise TypeError(f"sampler must be an ebrl.rl.ActionSampler, got {type(sampler).__name__}")
+        box = ActionBox.symmetric(int(self.action_space.shape[0]))
+        self.boltzmann = ContinuousBoltzmannPolicy(box, sampler=sampler)
+        if amortized and self.proposal is None:
+            act_dim = int(self.action_space.shape[0])
+            self.proposal = SquashedGaussianProposal(
+                self.make_features_extractor(), act_dim, self.net_arch, self.activation
+            ).to(self.device)
+            self.proposal_optimizer = self.optimizer_class(
+                self.proposal.parameters(), lr=self.lr_schedule(1), **self.optimizer_kwargs
+            )
+        elif not amortized:
+            self.proposal, self.proposal_optimizer = None, None
+
+    @property
+    def alpha_tensor(self) -> Tensor:
+        """α as a detached scalar tensor (no host synchronisation)."""
+        return self.log_alpha.detach().exp()
 
     def make_critic(self) -> TwinEnergy:
         act_dim = int(self.action_space.shape[0])
@@ -154,37 +237,45 @@ class SoftQPolicy(BasePolicy):
         prior = None if self.value_prior is None else copy.deepcopy(self.value_prior)
         return TwinEnergy(self.make_features_extractor(), act_dim, self.net_arch, self.activation, prior)
 
-    def features(self, obs: PyTorchObs, critic: TwinEnergy) -> Tensor:
-        """Observation features ``(B, F)`` from ``critic``'s features extractor."""
-        return self.extract_features(obs, critic.features_extractor)
+    def features(self, obs: PyTorchObs, module: nn.Module) -> Tensor:
+        """Observation features ``(B, F)`` from ``module``'s features extractor (a critic or the proposal)."""
+        return self.extract_features(obs, module.features_extractor)
+
+    def bound_proposal(self, obs: PyTorchObs) -> _BoundProposal | None:
+        """The proposal on these observations, for ``ContinuousBoltzmannPolicy.run``; ``None`` without one."""
+        if self.proposal is None:
+            return None
+        return _BoundProposal(self.proposal, self.features(obs, self.proposal))
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> Tensor:
         return self._predict(obs, deterministic=deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> Tensor:
+        if deterministic and self.proposal is not None:
+            return self.proposal.mean_action(self.features(observation, self.proposal))  # (B, A)
         feats = self.features(observation, self.critic)  # (B, F)
         if deterministic:
             starts = torch.Generator(device=feats.device).manual_seed(MODE_SEED)
             return self.boltzmann.mode(self.critic, feats, generator=starts)  # (B, A)
-        act = self.boltzmann.sample(self.critic, feats, n=1, generator=self.rng.get(feats.device))  # (B, 1, A)
-        return act[:, 0]  # (B, 1, A) -> (B, A)
+        out = self.boltzmann.run(
+            self.critic,
+            feats,
+            alpha=self.alpha_tensor,
+            proposal=self.bound_proposal(observation),
+            generator=self.rng.get(feats.device),
+        )
+        self.last_diagnostics = out
+        return out.actions[:, 0]  # (B, 1, A) -> (B, A)
 
     def set_training_mode(self, mode: bool) -> None:
         self.critic.train(mode)
+        if self.proposal is not None:
+            self.proposal.train(mode)
         self.training = mode
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        pi = self.boltzmann
         data.update(
-            alpha=pi.alpha,
-            langevin_steps=pi.n_steps,
-            langevin_step_size=pi.step_size,
-            langevin_grad_clip=pi.grad_clip,
-            n_proposals=pi.n_proposals,
-            mode_candidates=pi.mode_candidates,
-            mode_starts=pi.mode_starts,
-            mode_steps=pi.mode_steps,
             net_arch=self.net_arch,
             activation=self.activation,
             value_prior=self.value_prior,

@@ -1,4 +1,4 @@
-"""SoftQ: soft Q-learning (Haarnoja et al. 2017) for Box action spaces, acting by Langevin dynamics."""
+"""SoftQ: soft Q-learning (Haarnoja et al. 2017) for Box action spaces, acting by sampling its Boltzmann policy."""
 
 from __future__ import annotations
 
@@ -15,53 +15,62 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
-from agents.common import check_action_space, check_finite_loss, check_finite_transition
-from agents.softq.policies import MlpPolicy, SoftQPolicy, TwinEnergy
-from ebrl._checks import check_int, check_positive
+from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
+from agents.softq.policies import DEFAULT_SAMPLER, UNIFORM_SAMPLER, MlpPolicy, SoftQPolicy, TwinEnergy
+from ebrl._checks import DivergenceError, check_positive
+from ebrl.rl import ActionSampler
 from ebrl.rl.priors import StatePrior
 
 SelfSoftQ = TypeVar("SelfSoftQ", bound="SoftQ")
 
-_POLICY_SETTINGS = (
-    "alpha",
-    "langevin_steps",
-    "langevin_step_size",
-    "langevin_grad_clip",
-    "n_proposals",
-    "mode_candidates",
-    "mode_starts",
-    "mode_steps",
-    "value_prior",
-)
+_POLICY_SETTINGS = ("sampler", "value_sampler", "amortized", "alpha", "value_prior")
+
+DEFAULT_VALUE_SAMPLER = ActionSampler(n_particles=8, n_levels=1, n_moves=0)
+"""The soft value of the TD target with the proposal: importance sampling from 8 proposal draws."""
+
+UNIFORM_VALUE_SAMPLER = ActionSampler(n_particles=16, n_levels=4, n_moves=1)
+"""The soft value of the TD target without a proposal (``amortized=False``): a short tempered SMC run."""
 
 
-class SoftQ(OffPolicyAlgorithm):
-    """Soft Q-learning for ``Box`` action spaces, with twin critics and a Langevin-sampled policy.
+class SoftQ(LearntTemperature, OffPolicyAlgorithm):
+    """Soft Q-learning for ``Box`` action spaces: twin energies, an amortised proposal, a sampled Boltzmann policy.
 
-    Two energies E_i(s, a) = -Q_i(s, a) are trained on the soft Bellman target of their Polyak-averaged
-    copies; there is no actor network. With a_j ~ U[-1, 1]^D (SB3's scaled action box), j = 1..M,
+    Two energies E_i(s, a) = -Q_i(s, a) are trained on the soft Bellman target of their Polyak-averaged copies.
+    The policy is the Boltzmann distribution of the pessimistic energy E = max_i E_i on SB3's scaled box
+    [-1, 1]^A; there is no actor that *is* the policy. Instead (``amortized=True``, the default) a proposal
+    network q(a|s), a tanh-squashed Gaussian, is trained to follow π by minimising the reverse KL divergence
+    E_q[α log q + E] (SAC's actor loss). It serves three ways:
 
-        V'(s') = α [logsumexp_j(-max_i E'_i(s', a_j)/α) - log M + D log 2]      (importance sampling)
-        y      = reward_scale · r + γ (1 - done) V'(s'),     loss = ½ Σ_i (Q_i(s, a) - y)²,
+    - the soft value of the target is importance-sampled from it, with a_j ~ q(·|s'), j = 1..M::
 
-    and the agent acts by sampling π(a|s) ∝ exp(-max_i E_i(s, a)/α): a chain starts at one of
-    ``n_proposals`` uniform candidates drawn ∝ exp(-E/α) and takes ``langevin_steps`` Langevin steps
-    (``ebrl.rl.ContinuousBoltzmannPolicy``). Only α/reward_scale shapes the optimal policy: set
-    α directly (``reward_scale=1``) or, as in Haarnoja et al.'s code, fix α = 1 and set a reward
-    scale. Hyperparameters not listed are SB3's ``SAC``'s, with the same defaults.
+          V'(s') = α [logsumexp_j(-E'(s', a_j)/α - log q(a_j|s')) - log M]
+          y      = reward_scale · r + γ (1 - done) V'(s'),     loss = ½ Σ_i (Q_i(s, a) - y)²,
+
+      which is unbiased for exp(V'/α) and, for M = 1, SAC's target; larger M tightens it towards the true soft
+      value of the energy rather than of the proposal;
+    - acting (``predict(deterministic=False)``) draws from π itself: ``sampler`` importance-resamples
+      proposal draws towards π and moves them by MALA (``ebrl.rl.ActionSampler``);
+    - ``predict(deterministic=True)`` is the proposal's mean action, one forward pass.
+
+    With ``amortized=False`` there is no proposal (the soft Q-learning of Haarnoja et al. 2017, with a better
+    soft value): acting is tempered SMC from the uniform box, and the soft value of the target a short tempered
+    SMC run (``value_sampler``); slower, and the estimate degrades in many action dimensions.
+
+    The temperature is SAC's: ``alpha="auto"`` learns it so that the policy's entropy (estimated by the
+    same importance sampling as the soft value) tracks ``target_entropy``, by default -A (SAC's default, in
+    the same scaled box). Hyperparameters not listed are SB3's ``SAC``'s, with the same defaults.
 
     Args:
-        alpha: the temperature α > 0.
-        reward_scale: multiplies the rewards in the target, > 0.
-        n_value_samples: M, uniform actions per next state in the soft-value estimate.
-        langevin_steps: Langevin steps per action when acting.
-        langevin_step_size: the step size of ``ebrl.samplers.Langevin`` (temperature α) in the scaled box.
-        langevin_grad_clip: clamp each element of ∇_a E to [-c, c] while sampling; ``None`` = off.
-        n_proposals: uniform candidates per action for the importance-resampled chain start; 0 starts
-            chains uniformly in the box.
-        mode_candidates, mode_starts, mode_steps: ``predict(deterministic=True)`` scores
-            ``mode_candidates`` uniform actions, refines the best ``mode_starts`` by ``mode_steps``
-            steps of gradient descent and returns the lowest-energy one.
+        alpha: the temperature α: a float > 0 (fixed), ``"auto"`` (learnt from 1) or ``"auto_<init>"``.
+            Setting ``model.alpha`` later, or ``SoftQ.load(path, alpha=...)``, changes what the policy samples.
+        target_entropy: H̄ for a learnt α, in nats on the scaled box; ``"auto"`` = -A.
+        reward_scale: multiplies the rewards in the target, > 0 (only α/reward_scale shapes the policy).
+        amortized: train a proposal network and sample from it (see above).
+        sampler: the ``ActionSampler`` that acts; default ``DEFAULT_SAMPLER`` with a proposal, tempered SMC
+            from the uniform box (``ActionSampler()``) without.
+        value_sampler: the ``ActionSampler`` of the target's soft value and of the entropy estimate; default
+            ``DEFAULT_VALUE_SAMPLER`` (8 proposal draws, importance sampling) or, without a proposal,
+            ``UNIFORM_VALUE_SAMPLER``.
         value_prior: a potential Φ(s) (``ebrl.rl.priors.StatePrior``) on the flattened observations, or
             ``None``. Both critics then learn a residual on top of it, Q_i(s, a) = Φ(s) + Q_net,i(s, a):
             the same as starting Q at Φ, which by Wiewiora (2003) learns as shaping with Φ does.
@@ -89,16 +98,12 @@ class SoftQ(OffPolicyAlgorithm):
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
-        alpha: float = 1.0,
+        alpha: float | str = "auto",
+        target_entropy: float | str = "auto",
         reward_scale: float = 1.0,
-        n_value_samples: int = 16,
-        langevin_steps: int = 8,
-        langevin_step_size: float = 0.01,
-        langevin_grad_clip: float | None = None,
-        n_proposals: int = 32,
-        mode_candidates: int = 256,
-        mode_starts: int = 4,
-        mode_steps: int = 20,
+        amortized: bool = True,
+        sampler: ActionSampler | None = None,
+        value_sampler: ActionSampler | None = None,
         value_prior: StatePrior | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -108,9 +113,13 @@ class SoftQ(OffPolicyAlgorithm):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        check_positive("alpha", alpha)
+        self._init_temperature(alpha, target_entropy)
         check_positive("reward_scale", reward_scale)
-        check_int("n_value_samples", n_value_samples)
+        if not isinstance(amortized, bool):
+            raise TypeError(f"amortized must be a bool, got {type(amortized).__name__}")
+        for name, value in (("sampler", sampler), ("value_sampler", value_sampler)):
+            if value is not None and not isinstance(value, ActionSampler):
+                raise TypeError(f"{name} must be an ebrl.rl.ActionSampler or None, got {type(value).__name__}")
         clash = sorted(set(policy_kwargs or {}) & set(_POLICY_SETTINGS))
         if clash:
             raise ValueError(f"pass {clash} to SoftQ(...) directly, not in policy_kwargs")
@@ -141,30 +150,26 @@ class SoftQ(OffPolicyAlgorithm):
             supported_action_spaces=(spaces.Box,),
             support_multi_env=True,
         )
-        self.alpha = alpha
         self.reward_scale = reward_scale
-        self.n_value_samples = n_value_samples
-        self.policy_kwargs = {
-            **self.policy_kwargs,
-            "alpha": alpha,
-            "langevin_steps": langevin_steps,
-            "langevin_step_size": langevin_step_size,
-            "langevin_grad_clip": langevin_grad_clip,
-            "n_proposals": n_proposals,
-            "mode_candidates": mode_candidates,
-            "mode_starts": mode_starts,
-            "mode_steps": mode_steps,
-        }
+        self.amortized = amortized
+        self.sampler = sampler if sampler is not None else (DEFAULT_SAMPLER if amortized else UNIFORM_SAMPLER)
+        default_value = DEFAULT_VALUE_SAMPLER if amortized else UNIFORM_VALUE_SAMPLER
+        self.value_sampler = value_sampler if value_sampler is not None else default_value
         if value_prior is not None:
             self.policy_kwargs["value_prior"] = value_prior
         if _init_setup_model:
             self._setup_model()
 
+    def _auto_target_entropy(self) -> float:
+        return -float(np.prod(self.action_space.shape))
+
     def _setup_model(self) -> None:
         super()._setup_model()
+        self.policy.configure(self.sampler, amortized=self.amortized)
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
         self.policy.rng.reseed(self.seed)
+        self._setup_temperature()
 
     def set_random_seed(self, seed: int | None = None) -> None:
         """Seed SB3's generators and, once the policy exists, the policy's sampling generator."""
@@ -187,20 +192,34 @@ class SoftQ(OffPolicyAlgorithm):
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
+        optimizers = [self.policy.optimizer]
+        if self.policy.proposal_optimizer is not None:
+            optimizers.append(self.policy.proposal_optimizer)
+        if self.alpha_optimizer is not None:
+            optimizers.append(self.alpha_optimizer)
+        self._update_learning_rate(optimizers)
         boltzmann = self.policy.boltzmann
+        proposal = self.policy.proposal
         generator = self.policy.rng.get(self.device)
 
-        critic_losses, soft_values = [], []
+        stats = []
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
+            alpha = self.policy.alpha_tensor  # ()
 
             with torch.no_grad():
                 next_obs = self.policy.features(data.next_observations, self.critic_target)  # (B, F)
-                next_v = boltzmann.soft_value(
-                    self.critic_target, next_obs, n_samples=self.n_value_samples, generator=generator
-                ).reshape(-1, 1)  # (B,) -> (B, 1)
+                nxt = boltzmann.run(
+                    self.critic_target,
+                    next_obs,
+                    alpha=alpha,
+                    sampler=self.value_sampler,
+                    proposal=self.policy.bound_proposal(data.next_observations),
+                    generator=generator,
+                    check=False,  # folded into this step's one synchronisation below
+                )
+                next_v = (alpha * nxt.log_z).reshape(-1, 1)  # (B,) -> (B, 1)
                 target_q = self.reward_scale * data.rewards + (1 - data.dones) * discounts * next_v  # (B, 1)
 
             obs = self.policy.features(data.observations, self.critic)  # (B, F)
@@ -212,18 +231,65 @@ class SoftQ(OffPolicyAlgorithm):
             critic_loss.backward()
             self.policy.optimizer.step()
 
+            proposal_loss = torch.zeros((), device=self.device)
+            if proposal is not None and self.policy.proposal_optimizer is not None:
+                feats = self.policy.features(data.observations, proposal)  # (B, F)
+                act, log_q = proposal.rsample(feats, 1, generator)  # (B, 1, A), (B, 1)
+                self.critic.requires_grad_(False)
+                e = self.critic(obs.detach(), act)  # (B, 1): max_i E_i
+                self.critic.requires_grad_(True)
+                proposal_loss = (alpha * log_q + e).mean()  # reverse KL to π, times α (SAC's actor loss)
+                self.policy.proposal_optimizer.zero_grad()
+                proposal_loss.backward()
+                self.policy.proposal_optimizer.step()
+
+            alpha_loss = self._temperature_step(nxt.entropy)
+
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
 
-            loss_value, soft_value = torch.stack([critic_loss.detach(), next_v.mean()]).tolist()  # one host sync
-            critic_losses.append(check_finite_loss("SoftQ critic loss", loss_value, n_updates=self._n_updates))
-            soft_values.append(soft_value)
+            d = nxt.diagnostics
+            stats.append(
+                torch.stack(
+                    [
+                        critic_loss.detach(),
+                        proposal_loss.detach(),
+                        alpha_loss,
+                        next_v.mean(),
+                        nxt.entropy.mean(),
+                        d.ess.mean(),
+                        alpha,
+                        nxt.diverged.to(alpha.dtype),
+                    ]
+                )
+            )
 
+        values = torch.stack(stats).tolist()  # the one host synchronisation of these gradient steps
+        for row in values:
+            check_finite_loss("SoftQ critic loss", row[0], n_updates=self._n_updates)
+            check_finite_loss("SoftQ proposal loss", row[1], n_updates=self._n_updates)
+        if any(row[7] for row in values):
+            raise DivergenceError(
+                f"SoftQ: the target critic's energy was NaN or -inf at a sampled next action (gradient update "
+                f"{self._n_updates}); lower learning_rate or rescale the rewards"
+            )
+        cols = np.asarray(values).mean(axis=0)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
-        self.logger.record("train/soft_value", np.mean(soft_values))
-        self.logger.record("train/alpha", self.alpha)
+        self.logger.record("train/critic_loss", cols[0])
+        if proposal is not None:
+            self.logger.record("train/proposal_loss", cols[1])
+        if self.alpha_optimizer is not None:
+            self.logger.record("train/alpha_loss", cols[2])
+        self.logger.record("train/soft_value", cols[3])
+        self.logger.record("train/entropy", cols[4])
+        self.logger.record("train/target_entropy", self.target_entropy)
+        self.logger.record("train/value_ess", cols[5])
+        self.logger.record("train/alpha", cols[6])
         self.logger.record("train/reward_scale", self.reward_scale)
+        last = self.policy.last_diagnostics
+        if last is not None:  # the acting sampler's last call, already synchronised by it
+            for name in ("ess", "acceptance", "at_walls", "tempering"):
+                self.logger.record(f"sampler/{name}", float(getattr(last.diagnostics, name).mean()))
 
     def learn(
         self: SelfSoftQ,
@@ -247,4 +313,7 @@ class SoftQ(OffPolicyAlgorithm):
         return [*super()._excluded_save_params(), "critic", "critic_target"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "policy.optimizer"], []
+        names = ["policy", "policy.optimizer"]
+        if self.policy.proposal_optimizer is not None:
+            names.append("policy.proposal_optimizer")
+        return names + self._temperature_save_params(), []

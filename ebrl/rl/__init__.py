@@ -2,7 +2,8 @@
 
 For a state-action energy E(s, a) = -Q(s, a), the policy is π(a|s) ∝ exp(-E(s,a)/α) and the soft
 value is V(s) = α log Σ_a exp(-E(s,a)/α) (a sum for discrete actions, an integral over a box for
-continuous ones).
+continuous ones). Continuous policies are sampled by ``ActionSampler`` (tempered SMC with MALA moves), which is
+scale-free and says when its draws cannot be trusted.
 """
 
 from ebrl.rl.box import ActionBox
@@ -10,12 +11,18 @@ from ebrl.rl.continuous import ContinuousBoltzmannPolicy, StateActionEnergyFn
 from ebrl.rl.dfo import DerivativeFreeOptimizer
 from ebrl.rl.discrete import DiscreteBoltzmannPolicy
 from ebrl.rl.priors import StatePrior, shaping_term
+from ebrl.rl.sampler import ActionSampler, PolicySample, Proposal, SamplerDiagnostics, SamplerWarning
 
 __all__ = [
     "ActionBox",
+    "ActionSampler",
     "ContinuousBoltzmannPolicy",
     "DerivativeFreeOptimizer",
     "DiscreteBoltzmannPolicy",
+    "PolicySample",
+    "Proposal",
+    "SamplerDiagnostics",
+    "SamplerWarning",
     "StateActionEnergyFn",
     "StatePrior",
     "shaping_term",

@@ -37,50 +37,57 @@ def _check_energies(energies: Tensor) -> Tensor:
     return energies
 
 
+def _check_alpha(alpha: float | Tensor) -> float | Tensor:
+    """A float α must be > 0 (checked here); a tensor α is used as is (checking it would synchronise)."""
+    if isinstance(alpha, Tensor):
+        if alpha.numel() != 1:
+            raise ValueError(f"alpha must be a scalar, got a tensor of shape {tuple(alpha.shape)}")
+        return alpha.reshape(())
+    return check_positive("alpha", alpha)
+
+
 @dataclass(frozen=True)
 class DiscreteBoltzmannPolicy:
     """π(a|s) ∝ exp(-E(s,a)/α) over K actions, computed exactly.
 
     Every method takes ``energies`` of shape ``(B, K)``: row b holds E(s_b, a) for the K actions.
 
+    Every method that depends on the temperature takes it as ``alpha``: a float, or a scalar tensor (a learnt
+    α, used without a host synchronisation). The policy object itself holds no α, so an agent's α is the
+    only one there is.
+
     Example::
 
-        pi = DiscreteBoltzmannPolicy(alpha=0.1)
+        pi = DiscreteBoltzmannPolicy()
         e = energy_net(obs)                             # (B, K)
-        a = pi.sample(e, generator=g)                   # (B,) int64
-        v = pi.soft_value(e)                            # (B,)
+        a = pi.sample(e, alpha=0.1, generator=g)        # (B,) int64
+        v = pi.soft_value(e, alpha=0.1)                 # (B,)
 
-    Args:
-        alpha: the temperature α > 0; α → 0 gives the greedy policy, large α the uniform one.
+    α → 0 gives the greedy policy, large α the uniform one.
     """
 
-    alpha: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_positive("alpha", self.alpha)
-
-    def logits(self, energies: Tensor) -> Tensor:
+    def logits(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """Unnormalised log-probabilities -E/α, ``(B, K)``."""
-        return -_check_energies(energies) / self.alpha
+        return -_check_energies(energies) / _check_alpha(alpha)
 
-    def log_probs(self, energies: Tensor) -> Tensor:
+    def log_probs(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """log π(a|s), ``(B, K)``."""
-        return torch.log_softmax(self.logits(energies), dim=1)
+        return torch.log_softmax(self.logits(energies, alpha=alpha), dim=1)
 
-    def probs(self, energies: Tensor) -> Tensor:
+    def probs(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """π(a|s), ``(B, K)``; each row sums to one."""
-        return torch.softmax(self.logits(energies), dim=1)
+        return torch.softmax(self.logits(energies, alpha=alpha), dim=1)
 
-    def entropy(self, energies: Tensor) -> Tensor:
+    def entropy(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """H(π(·|s)) = -Σ_a π log π, ``(B,)``."""
-        log_p = self.log_probs(energies)  # (B, K)
+        log_p = self.log_probs(energies, alpha=alpha)  # (B, K)
         return -(log_p.exp() * log_p).sum(dim=1)
 
-    def soft_value(self, energies: Tensor) -> Tensor:
+    def soft_value(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """V(s) = α logsumexp(-E/α) = α logsumexp(Q/α), exactly, ``(B,)``."""
-        return self.alpha * torch.logsumexp(self.logits(energies), dim=1)
+        return alpha * torch.logsumexp(self.logits(energies, alpha=alpha), dim=1)
 
-    def policy_value(self, energies: Tensor, policy_energies: Tensor) -> Tensor:
+    def policy_value(self, energies: Tensor, policy_energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """The entropy-regularised value of another Boltzmann policy under ``energies``, ``(B,)``.
 
         With π' = softmax(-``policy_energies``/α): Σ_a π'(a) Q(a) + α H(π'), where Q = -``energies``.
@@ -89,25 +96,27 @@ class DiscreteBoltzmannPolicy:
         online network choosing π' and the target network giving Q, which curbs overestimation.
         """
         energies = _check_energies(energies)
-        log_p = self.log_probs(policy_energies)  # (B, K); checks policy_energies
+        log_p = self.log_probs(policy_energies, alpha=alpha)  # (B, K); checks policy_energies
         if log_p.shape != energies.shape:
             raise ValueError(
                 f"policy_energies must have the shape of energies {tuple(energies.shape)}, got {tuple(log_p.shape)}"
             )
-        terms = log_p.exp() * (-energies - self.alpha * log_p)  # (B, K)
+        terms = log_p.exp() * (-energies - alpha * log_p)  # (B, K)
         return torch.where(log_p > -math.inf, terms, torch.zeros_like(terms)).sum(dim=1)  # masked actions add 0
 
     def mode(self, energies: Tensor) -> Tensor:
         """The most probable (lowest-energy) action, ``(B,)`` int64."""
         return _check_energies(energies).argmin(dim=1)
 
-    def sample(self, energies: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, energies: Tensor, *, alpha: float | Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         """One action per state drawn from π, ``(B,)`` int64, by the Gumbel-max trick.
 
         ``argmax_a (-E/α + G_a)`` with G_a ~ Gumbel(0, 1) is distributed as π. Randomness comes
         only from ``generator`` (a fresh OS-seeded one when ``None``).
         """
-        logits = self.logits(energies)  # (B, K)
+        logits = self.logits(energies, alpha=alpha)  # (B, K)
         gen = resolve_generator(generator, logits.device)
         u = torch.rand(logits.shape, generator=gen, device=logits.device, dtype=logits.dtype)
         gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))  # (B, K)
