@@ -404,10 +404,27 @@ class LearntTemperature:
         return ["alpha_optimizer"] if self.alpha_optimizer is not None else []
 
     @classmethod
-    def load(cls, path: Any, env: Any = None, device: Any = "auto", custom_objects: Any = None, **kwargs: Any) -> Any:
+    def load(  # type: ignore[no-untyped-def]
+        cls,
+        path,
+        env=None,
+        device="auto",
+        custom_objects=None,
+        print_system_info=False,
+        force_reset=True,
+        **kwargs,
+    ):
         """SB3's ``load``; an ``alpha=`` override is applied to the policy (not only to an attribute)."""
         override = {name: kwargs.pop(name) for name in ("alpha", "target_entropy") if name in kwargs}
-        model = super().load(path, env=env, device=device, custom_objects=custom_objects, **kwargs)  # type: ignore[misc]
+        model = super().load(  # type: ignore[misc]
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
         if "target_entropy" in override:
             target = check_target_entropy(override["target_entropy"])
             model.target_entropy = model._auto_target_entropy() if target == "auto" else target

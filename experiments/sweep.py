@@ -1,9 +1,9 @@
-"""Optuna sweep of SoftQ's temperature α and its Langevin step size and step count, on a short budget.
+"""Optuna sweep of SoftQ's acting sampler (particles per state, MALA moves), on a short budget; α is learnt.
 
 Each trial trains SoftQ for ``total_timesteps`` in ``n_chunks`` chunks and, after each chunk,
 reports the mean return of ``n_eval_episodes`` stochastic episodes to Optuna; a ``MedianPruner``
 stops trials that fall below the median of earlier trials at the same chunk. The first trial of a
-new study is SoftQ's defaults (α = 1, step size 0.01, 8 steps): the baseline, measured in the
+new study is SoftQ's defaults (16 particles, 1 move): the baseline, measured in the
 same run. The study lives in an SQLite file, so an interrupted sweep resumes where it stopped:
 run the same command again and it adds trials until the study holds ``n_trials``.
 
@@ -29,11 +29,11 @@ from stable_baselines3.common.monitor import Monitor
 
 import envs  # noqa: F401  (registers ebrl/* ids)
 from agents import SoftQ
-from ebrl.rl import ActionSampler
+from agents.softq.policies import DEFAULT_SAMPLER
 from experiments._common import environment_info, package_version, parse_args, results_dir, write_table
 
-BASELINE = {"alpha": 1.0, "langevin_step_size": 0.01, "langevin_steps": 8}
-"""SoftQ's defaults: the first trial of every new study."""
+BASELINE = {"n_particles": DEFAULT_SAMPLER.n_particles, "n_moves": DEFAULT_SAMPLER.n_moves}
+"""SoftQ's defaults: the first trial of every new study (α is learnt, ``alpha="auto"``, in every trial)."""
 
 
 @dataclass
@@ -67,13 +67,12 @@ def objective(trial: Any, args: Args) -> float:
     """Train SoftQ with the trial's hyperparameters; report the mean return after each chunk."""
     optuna = _optuna()
     params = {
-        "alpha": trial.suggest_float("alpha", 0.01, 1.0, log=True),
         "n_particles": trial.suggest_int("n_particles", 4, 32, log=True),
         "n_moves": trial.suggest_int("n_moves", 1, 4),
     }
-    sampler = ActionSampler(n_particles=params["n_particles"], n_levels=2, n_moves=params["n_moves"])
+    sampler = replace(DEFAULT_SAMPLER, n_particles=params["n_particles"], n_moves=params["n_moves"])
     env = gym.make(args.env_id)
-    model = SoftQ("MlpPolicy", env, alpha=params["alpha"], sampler=sampler, seed=args.seed, device="cpu")
+    model = SoftQ("MlpPolicy", env, sampler=sampler, seed=args.seed, device="cpu")
     eval_env = Monitor(gym.make(args.env_id))
     chunk = math.ceil(args.total_timesteps / args.n_chunks)
     mean = -math.inf

@@ -30,9 +30,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import envs  # noqa: F401  (registers the ebrl/* environments)
+from ebrl._checks import DivergenceError
 from ebrl.energy import StateActionEnergy
 from ebrl.rl import (
     ActionBox,
+    ActionSampler,
     ContinuousBoltzmannPolicy,
     DerivativeFreeOptimizer,
     DiscreteBoltzmannPolicy,
@@ -50,7 +52,7 @@ BOX = ActionBox((-1.0, -1.0), (1.0, 1.0))
 @given(data=st.data(), method=st.sampled_from(["logits", "log_probs", "probs", "entropy", "soft_value", "mode",
                                                "sample"]))
 def test_discrete_policy_rejects_bad_energies(data: st.DataObject, method: str) -> None:
-    pi = DiscreteBoltzmannPolicy(alpha=0.5)
+    pi = DiscreteBoltzmannPolicy()
     kind = data.draw(st.sampled_from(["batch", "nan", "neg_inf", "all_pos_inf"]))
     if kind == "batch":
         _, e = data.draw(bad_batch((3,)))
@@ -63,19 +65,21 @@ def test_discrete_policy_rejects_bad_energies(data: st.DataObject, method: str) 
         e[data.draw(st.integers(0, 1))] = {"nan": math.nan, "neg_inf": -math.inf, "all_pos_inf": math.inf}[kind]
         if kind == "nan":
             e[0, 1] = 0.0
-    rejects(f"rl: DiscreteBoltzmannPolicy.{method}", lambda: getattr(pi, method)(e), "energies")
+    kwargs = {} if method == "mode" else {"alpha": 0.5}
+    rejects(f"rl: DiscreteBoltzmannPolicy.{method}", lambda: getattr(pi, method)(e, **kwargs), "energies")
 
 
 @FEW
 @given(alpha=NOT_POSITIVE)
 def test_discrete_policy_rejects_bad_alpha(alpha: Any) -> None:
-    rejects("rl: DiscreteBoltzmannPolicy()", lambda: DiscreteBoltzmannPolicy(alpha=alpha), "alpha")
+    pi = DiscreteBoltzmannPolicy()
+    rejects("rl: DiscreteBoltzmannPolicy.probs", lambda: pi.probs(torch.zeros(1, 2), alpha=alpha), "alpha")
 
 
 @FEW
 @given(masked=st.lists(st.booleans(), min_size=3, max_size=3).filter(lambda m: not all(m)))
 def test_discrete_policy_masks_actions_with_positive_infinite_energy(masked: list[bool]) -> None:
-    pi = DiscreteBoltzmannPolicy(alpha=0.5)
+    pi = DiscreteBoltzmannPolicy()
     e = torch.zeros(1, 3)
     e[0, torch.tensor(masked)] = math.inf
 
@@ -83,7 +87,7 @@ def test_discrete_policy_masks_actions_with_positive_infinite_energy(masked: lis
         assert torch.allclose(p[0, torch.tensor(masked)], torch.zeros(sum(masked)))
         assert math.isclose(float(p.sum()), 1.0, rel_tol=1e-6)
 
-    rejects_or_works("rl: DiscreteBoltzmannPolicy.probs", lambda: pi.probs(e), "energies", check=check)
+    rejects_or_works("rl: DiscreteBoltzmannPolicy.probs", lambda: pi.probs(e, alpha=0.5), "energies", check=check)
 
 
 @SETTINGS
@@ -121,12 +125,21 @@ def test_action_box_symmetric_rejects_bad_arguments_or_works(dim: Any, bound: An
 
 CONT_FIELDS: dict[str, Any] = {
     "box": st.sampled_from([None, (0.0, 1.0), "box"]),
-    "alpha": NOT_POSITIVE, "step_size": NOT_POSITIVE, "n_steps": NOT_INT,
-    "method": st.sampled_from(["hmc", None]), "boundary": st.sampled_from(["wrap", None]),
-    "grad_clip": NOT_POSITIVE, "n_proposals": st.one_of(st.integers(max_value=-1), st.booleans(), st.just(1.5)),
+    "sampler": st.sampled_from([None, "mala", 3]), "value_sampler": st.sampled_from([None, "smc"]),
     "mode_candidates": NOT_INT, "mode_starts": st.one_of(NOT_INT, st.just(10_000)), "mode_steps": NOT_INT,
     "mode_step_init": NOT_POSITIVE, "mode_step_final": NOT_POSITIVE,
 }
+
+SAMPLER_FIELDS: dict[str, Any] = {
+    "n_particles": st.one_of(NOT_INT, st.just(1)), "n_levels": NOT_INT,
+    "n_moves": st.one_of(st.integers(max_value=-1), st.booleans(), st.just(1.5), st.none()),
+    "kernel": st.sampled_from(["hmc", None]), "boundary": st.sampled_from(["wrap", None, "reflect"]),
+    "grad_clip": NOT_POSITIVE.filter(lambda v: v is not None),
+    "ess_fraction": st.one_of(NOT_POSITIVE, st.floats(1.0, 10.0)),
+    "target_accept": st.one_of(NOT_POSITIVE.filter(lambda v: v is not None), st.just(1.0)),
+    "min_ess": st.one_of(NOT_NONNEGATIVE, st.just(1.0)), "min_accept": st.one_of(NOT_NONNEGATIVE, st.just(2.0)),
+}
+SMALL_SAMPLER = ActionSampler(n_particles=4, n_levels=2, n_moves=1)
 
 
 @SETTINGS
@@ -138,29 +151,46 @@ def test_continuous_policy_constructor_rejects_bad_arguments(data: st.DataObject
 
 
 @SETTINGS
+@given(data=st.data())
+def test_action_sampler_rejects_bad_settings(data: st.DataObject) -> None:
+    field = data.draw(st.sampled_from(sorted(SAMPLER_FIELDS)))
+    kwargs = {field: data.draw(SAMPLER_FIELDS[field])}
+    rejects("rl: ActionSampler()", lambda: ActionSampler(**kwargs), field, "kernel")
+
+
+@SETTINGS
 @given(
     data=st.data(),
-    method=st.sampled_from(["sample", "mode", "soft_value"]),
-    field=st.sampled_from(["obs", "n", "energy"]),
+    method=st.sampled_from(["sample", "mode", "soft_value", "entropy"]),
+    field=st.sampled_from(["obs", "n", "energy", "alpha"]),
     energy_kind=st.sampled_from(["module", "closure"]),
 )
 def test_continuous_policy_methods_reject_bad_arguments(
     data: st.DataObject, method: str, field: str, energy_kind: str
 ) -> None:
-    pi = ContinuousBoltzmannPolicy(BOX, alpha=0.5, n_steps=2, mode_candidates=8, mode_starts=2, mode_steps=2)
+    pi = ContinuousBoltzmannPolicy(
+        BOX, sampler=SMALL_SAMPLER, value_sampler=SMALL_SAMPLER, mode_candidates=8, mode_starts=2, mode_steps=2
+    )
     energy: Any = SA_ENERGY if energy_kind == "module" else (lambda o, a: a.square().sum(-1) + o.sum(-1, True))
     obs: Any = torch.zeros(2, 3)
     kwargs: dict[str, Any] = {"generator": _gen()}
+    if method != "mode":
+        kwargs["alpha"] = 0.5
     name = field
     if field == "obs":
         kind, obs = data.draw(bad_batch((3,)))
         if energy_kind == "closure" and kind == "event" and obs.dim() == 2:
             return  # a closure accepts any observation width
     elif field == "n":
+        if method != "sample":
+            return
+        kwargs["n"] = data.draw(st.one_of(NOT_INT, st.just(SMALL_SAMPLER.n_particles + 1)))
+    elif field == "alpha":
         if method == "mode":
             return
-        name = "n" if method == "sample" else "n_samples"
-        kwargs[name] = data.draw(NOT_INT)
+        kwargs["alpha"] = data.draw(st.one_of(
+            NOT_POSITIVE, st.sampled_from([torch.tensor(-1.0), torch.tensor(math.nan), torch.ones(2)])
+        ))
     else:
         energy = data.draw(st.sampled_from([
             StateActionEnergy(4, 2, (4,)), StateActionEnergy(3, 3, (4,)), lambda o, a: a.sum(-1, True),
@@ -171,16 +201,17 @@ def test_continuous_policy_methods_reject_bad_arguments(
             name, "obs", "act")
 
 
-@SETTINGS
-@given(data=st.data())
-def test_continuous_policy_sample_rejects_bad_init(data: st.DataObject) -> None:
-    pi = ContinuousBoltzmannPolicy(BOX, alpha=0.5, n_steps=2)
-    init = data.draw(st.one_of(
-        bad_batch((2, 2)).map(lambda kv: kv[1]).filter(lambda v: v is not None),
-        st.sampled_from([torch.full((2, 2, 2), 3.0), torch.zeros(2, 3, 2), torch.zeros(2, 2)]),
-    ))
-    rejects("rl: ContinuousBoltzmannPolicy.sample",
-            lambda: pi.sample(SA_ENERGY, torch.zeros(2, 3), n=2, init=init, generator=_gen()), "init")
+@pytest.mark.parametrize("method", ["sample", "soft_value", "entropy"])
+def test_energy_that_turns_nan_mid_chain_raises_and_never_returns_nan_actions(method: str) -> None:
+    """NaN energies away from the start (here: for actions with a1 > 0.5) raise DivergenceError naming the energy."""
+
+    def energy(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        e = 50 * (act - 0.7).square().sum(-1)  # (B, N): pulls the chains into the NaN region
+        return torch.where(act[..., 0] > 0.5, torch.full_like(e, math.nan), e)
+
+    pi = ContinuousBoltzmannPolicy(BOX, sampler=SMALL_SAMPLER, value_sampler=SMALL_SAMPLER)
+    with pytest.raises(DivergenceError, match="energy"):
+        getattr(pi, method)(energy, torch.zeros(64, 3), alpha=0.5, generator=_gen())
 
 
 DFO_FIELDS: dict[str, Any] = {
@@ -250,9 +281,9 @@ def test_cross_device_inputs_to_policies_are_rejected_naming_the_argument(case: 
     """A CUDA observation for a CPU energy, or a CPU generator for CUDA energies, fails with a named error."""
     cuda = torch.device("cuda")
     calls: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
-        "policy_obs": (lambda: ContinuousBoltzmannPolicy(BOX, n_steps=2).sample(
-            SA_ENERGY, torch.zeros(2, 3, device=cuda)), ("obs",)),
-        "discrete_generator": (lambda: DiscreteBoltzmannPolicy().sample(torch.zeros(2, 3, device=cuda),
+        "policy_obs": (lambda: ContinuousBoltzmannPolicy(BOX, sampler=SMALL_SAMPLER).sample(
+            SA_ENERGY, torch.zeros(2, 3, device=cuda), alpha=0.5), ("obs",)),
+        "discrete_generator": (lambda: DiscreteBoltzmannPolicy().sample(torch.zeros(2, 3, device=cuda), alpha=0.5,
                                                                         generator=_gen()), ("generator",)),
     }
     call, names = calls[case]
@@ -285,12 +316,14 @@ BAD_SPACES = {"SoftQ": ["unbounded", "discrete"], "SoftDQN": ["unbounded", "box"
 
 
 @settings(SETTINGS, max_examples=30)
-@given(data=st.data(), algo=st.sampled_from(sorted(BAD_SPACES)), case=st.sampled_from(["alpha", "space"]))
+@given(
+    data=st.data(), algo=st.sampled_from(sorted(BAD_SPACES)), case=st.sampled_from(["alpha", "space", "target_entropy"])
+)
 def test_agent_constructors_reject_bad_alpha_and_action_spaces(data: st.DataObject, algo: str, case: str) -> None:
     from agents import IBC, EnergyInference, EnergyPolicy, SoftDQN, SoftQ
 
     if case == "alpha":
-        alpha = data.draw(NOT_POSITIVE)
+        alpha = data.draw(st.one_of(NOT_POSITIVE, st.sampled_from(["autox", "auto_-1", "auto_nan"])))
         call: Callable[[], Any] = {
             "SoftQ": lambda: SoftQ("MlpPolicy", BimodalBanditEnv(), alpha=alpha),
             "SoftDQN": lambda: SoftDQN("MlpPolicy", _DiscreteEnv(), alpha=alpha),
@@ -299,6 +332,14 @@ def test_agent_constructors_reject_bad_alpha_and_action_spaces(data: st.DataObje
             "EnergyPolicy": lambda: EnergyInference(alpha=alpha),
         }[algo]
         rejects(f"agents: {algo}()", call, "temperature" if algo == "IBC" else "alpha")
+        return
+    if case == "target_entropy":
+        if algo not in ("SoftQ", "SoftDQN"):
+            return
+        target = data.draw(st.sampled_from([math.nan, math.inf, "autox", None, "1.0"]))
+        env = BimodalBanditEnv() if algo == "SoftQ" else _DiscreteEnv()
+        cls = SoftQ if algo == "SoftQ" else SoftDQN
+        rejects(f"agents: {algo}()", lambda: cls("MlpPolicy", env, target_entropy=target), "target_entropy")
         return
     env = {"unbounded": _UnboundedEnv, "discrete": _DiscreteEnv, "box": BimodalBanditEnv}[
         data.draw(st.sampled_from(BAD_SPACES[algo]))]()

@@ -367,5 +367,6 @@ def test_softdqn_learns_the_soft_optimal_policy_from_two_subprocess_envs():
         venv.close()
     assert model.replay_buffer.n_envs == 2 and model.num_timesteps >= 600
     with torch.no_grad():
-        p = model.policy.boltzmann.probs(model.policy.energies(torch.zeros(1, 1)))[0].numpy()
+        e = model.policy.energies(torch.zeros(1, 1))
+        p = model.policy.boltzmann.probs(e, alpha=model.policy.alpha_tensor)[0].numpy()
     assert p[0] > 0.35 and p[2] > 0.35 and p[1] < 0.1, p

@@ -92,8 +92,7 @@ def test_inference_keeps_both_modes_of_a_symmetric_two_well_energy(method):
     if method == "dfo":
         a = DerivativeFreeOptimizer(box, n_samples=64, temperature=1.0).sample(TwoWellEnergy(), obs, generator=g)
     else:
-        pi = ContinuousBoltzmannPolicy(box, alpha=1.0, step_size=0.01, n_steps=30, n_proposals=16)
-        a = pi.sample(TwoWellEnergy(), obs, generator=g)[:, 0]
+        a = ContinuousBoltzmannPolicy(box).sample(TwoWellEnergy(), obs, alpha=1.0, generator=g)[:, 0]
     frac = float((a > 0).float().mean())
     # 2000 draws of a fair coin: sd = sqrt(0.25 / 2000) = 0.011; 0.06 is > 5 sd.
     assert abs(frac - 0.5) < 0.06

@@ -24,6 +24,7 @@ import torch
 
 from agents import SoftDQN, SoftQ
 from ebrl.energy import MLPEnergy
+from ebrl.rl import ActionSampler
 from ebrl.samplers import Langevin, ReplayBuffer
 from ebrl.training import PCD, fit
 
@@ -123,7 +124,8 @@ def test_pcd_training_memory_stays_flat_over_2000_steps():
 @pytest.mark.parametrize(
     ("algo", "env_id", "kwargs"),
     [
-        (SoftQ, "Pendulum-v1", dict(n_value_samples=4, langevin_steps=2, n_proposals=4)),
+        (SoftQ, "Pendulum-v1", dict(value_sampler=ActionSampler(n_particles=4, n_levels=1, n_moves=0),
+                                         sampler=ActionSampler(n_particles=4, n_levels=2, n_moves=1))),
         (SoftDQN, "CartPole-v1", dict()),
     ],
     ids=["softq", "softdqn"],

@@ -16,6 +16,7 @@ import envs  # noqa: F401  (registers the ebrl environments)
 from agents import SoftDQN, SoftQ
 from ebrl._checks import seeded_init
 from ebrl.energy import MLPEnergy
+from ebrl.rl import ActionSampler
 from ebrl.rl.priors import StatePrior, shaping_term
 from envs.wrappers import EnergyNovelty, EnergyShaping
 
@@ -195,7 +196,8 @@ def test_softdqn_value_prior_makes_the_network_a_residual_on_phi_and_survives_sa
 def test_softq_value_prior_shifts_both_critics_by_phi():
     prior = frozen_prior(2, 1)
     model = SoftQ("MlpPolicy", gym.make("ebrl/SparseGoal-v0"), value_prior=prior, learning_starts=5, batch_size=8,
-                  n_value_samples=4, policy_kwargs={"net_arch": [16]}, seed=0)
+                  value_sampler=ActionSampler(n_particles=4, n_levels=1, n_moves=0), policy_kwargs={"net_arch": [16]},
+                  seed=0)
     obs, act = torch.rand(3, 2), torch.rand(3, 4, 2) * 2 - 1
     with torch.no_grad():
         e1, e2 = model.critic.energies(obs, act)  # (3, 4) each

@@ -25,6 +25,7 @@ from agents.common import load_run, save_run
 from ebrl.boltzmann import BernoulliRBM
 from ebrl.checkpoint import CheckpointError
 from ebrl.energy import MLPEnergy
+from ebrl.rl import ActionSampler
 from ebrl.samplers import Langevin, ReplayBuffer
 from ebrl.training import CD, PCD, fit, load_training_state, save_training_state
 
@@ -310,7 +311,8 @@ AGENTS = {
     # SoftDQN collects 4 steps per training round (train_freq=4): 160 is a round boundary.
     "softq": (SoftQ, "Pendulum-v1", dict(
         policy_kwargs=dict(net_arch=[16, 16]), learning_starts=50, batch_size=16, buffer_size=1000,
-        n_value_samples=4, langevin_steps=2, n_proposals=4, mode_candidates=8, mode_starts=1, mode_steps=2,
+        value_sampler=ActionSampler(n_particles=4, n_levels=1, n_moves=0),
+        sampler=ActionSampler(n_particles=4, n_levels=2, n_moves=1),
     )),
     "softdqn": (SoftDQN, "CartPole-v1", dict(
         policy_kwargs=dict(net_arch=[16, 16]), learning_starts=50, batch_size=16, buffer_size=1000,

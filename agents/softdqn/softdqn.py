@@ -154,6 +154,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         self._setup_temperature()
 
     def _auto_target_entropy(self) -> float:
+        assert isinstance(self.action_space, spaces.Discrete)
         return epsilon_greedy_entropy(int(self.action_space.n))
 
     def set_random_seed(self, seed: int | None = None) -> None:

@@ -24,6 +24,9 @@ from ebrl.rl.priors import StatePrior
 MODE_SEED = 0
 """Seed of the starts of ``deterministic=True`` actions, so they depend on the weights alone."""
 
+MODE_CANDIDATES = 16
+"""``predict(deterministic=True)`` with a proposal: the best of its mean and 15 fixed-seed draws."""
+
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Bounds of the proposal's log standard deviation (before the tanh), as in SB3's SAC."""
 
@@ -125,6 +128,12 @@ class SquashedGaussianProposal(nn.Module):
         """tanh(μ(s)), ``(B, A)``."""
         return torch.tanh(self.params(features)[0])
 
+    def candidates(self, features: Tensor, n: int) -> Tensor:
+        """tanh(μ(s)) and ``n - 1`` draws with a fixed seed, ``(B, n, A)``: a function of the weights alone."""
+        g = torch.Generator(device=features.device).manual_seed(MODE_SEED)
+        draws, _ = self.rsample(features, n - 1, g)  # (B, n-1, A)
+        return torch.cat([self.mean_action(features)[:, None], draws], dim=1)
+
 
 class _BoundProposal:
     """A ``Proposal`` for ``ContinuousBoltzmannPolicy.run``: the proposal network on fixed features."""
@@ -145,9 +154,9 @@ class SoftQPolicy(BasePolicy):
     action space's bounds). ``predict(deterministic=False)`` draws from π with ``sampler``
     (``ebrl.rl.ActionSampler``), started from the proposal network when there is one
     (``amortized=True``) and from the uniform box otherwise, with the policy's own generator (seeded by the
-    algorithm's ``seed``). ``deterministic=True`` returns the proposal's mean action tanh(μ(s)) (one
-    forward pass) or, without a proposal, the lowest-energy end point of gradient descent from the best
-    ``mode_starts`` of ``mode_candidates`` candidates drawn with a fixed seed: a function of the weights alone.
+    algorithm's ``seed``). ``deterministic=True`` returns the lowest-energy of the proposal's mean action
+    tanh(μ(s)) and 15 draws with a fixed seed (one batched evaluation) or, without a proposal,
+    ``ContinuousBoltzmannPolicy.mode`` from candidates drawn with a fixed seed: a function of the weights alone.
 
     The temperature α is the parameter ``log_alpha`` (fixed or learnt by ``SoftQ``): the only copy there is.
 
@@ -251,9 +260,13 @@ class SoftQPolicy(BasePolicy):
         return self._predict(obs, deterministic=deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> Tensor:
-        if deterministic and self.proposal is not None:
-            return self.proposal.mean_action(self.features(observation, self.proposal))  # (B, A)
         feats = self.features(observation, self.critic)  # (B, F)
+        if deterministic and self.proposal is not None:
+            # the lowest-energy of the proposal's mean and draws: one batched evaluation, and it finds the better
+            # mode of a multimodal Q, which the mean of a unimodal proposal can miss
+            cand = self.proposal.candidates(self.features(observation, self.proposal), MODE_CANDIDATES)  # (B, C, A)
+            e = self.critic(feats, cand)  # (B, C)
+            return cand[torch.arange(cand.shape[0], device=cand.device), e.argmin(dim=1)]  # (B, A)
         if deterministic:
             starts = torch.Generator(device=feats.device).manual_seed(MODE_SEED)
             return self.boltzmann.mode(self.critic, feats, generator=starts)  # (B, A)

@@ -50,7 +50,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
       value of the energy rather than of the proposal;
     - acting (``predict(deterministic=False)``) draws from π itself: ``sampler`` importance-resamples
       proposal draws towards π and moves them by MALA (``ebrl.rl.ActionSampler``);
-    - ``predict(deterministic=True)`` is the proposal's mean action, one forward pass.
+    - ``predict(deterministic=True)`` is the lowest-energy of the proposal's mean and 15 fixed-seed draws.
 
     With ``amortized=False`` there is no proposal (the soft Q-learning of Haarnoja et al. 2017, with a better
     soft value): acting is tempered SMC from the uniform box, and the soft value of the target a short tempered
@@ -161,6 +161,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
             self._setup_model()
 
     def _auto_target_entropy(self) -> float:
+        assert isinstance(self.action_space, spaces.Box)
         return -float(np.prod(self.action_space.shape))
 
     def _setup_model(self) -> None:
@@ -235,9 +236,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
             if proposal is not None and self.policy.proposal_optimizer is not None:
                 feats = self.policy.features(data.observations, proposal)  # (B, F)
                 act, log_q = proposal.rsample(feats, 1, generator)  # (B, 1, A), (B, 1)
-                self.critic.requires_grad_(False)
-                e = self.critic(obs.detach(), act)  # (B, 1): max_i E_i
-                self.critic.requires_grad_(True)
+                e = self.critic(obs.detach(), act)  # (B, 1): max_i E_i (critic gradients are zeroed before use)
                 proposal_loss = (alpha * log_q + e).mean()  # reverse KL to π, times α (SAC's actor loss)
                 self.policy.proposal_optimizer.zero_grad()
                 proposal_loss.backward()
