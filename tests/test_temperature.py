@@ -1,0 +1,117 @@
+"""The temperature α of SoftQ and SoftDQN: one source of truth, load overrides, and learning it (``alpha="auto"``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.logger import configure
+
+import envs  # noqa: F401  (registers the ebrl environments)
+from agents import SoftDQN, SoftQ
+from agents.softdqn.softdqn import epsilon_greedy_entropy
+from ebrl.rl import ActionSampler
+
+torch.set_num_threads(1)
+
+SMALL_Q = dict(
+    policy_kwargs=dict(net_arch=[32, 32]), learning_starts=50, batch_size=32,
+    value_sampler=ActionSampler(n_particles=4, n_levels=1, n_moves=0),
+    sampler=ActionSampler(n_particles=8, n_levels=2, n_moves=1),
+)
+SMALL_DQN = dict(policy_kwargs=dict(net_arch=[32, 32]), learning_starts=50, batch_size=32)
+
+
+def make(algo, **kwargs):
+    if algo is SoftQ:
+        return SoftQ("MlpPolicy", "ebrl/BimodalBandit-v0", seed=0, **{**SMALL_Q, **kwargs})
+    return SoftDQN("MlpPolicy", "CartPole-v1", seed=0, **{**SMALL_DQN, **kwargs})
+
+
+def spread(model) -> float:
+    """How random the stochastic policy is: the std of 400 SoftQ actions, or SoftDQN's mean exact entropy."""
+    if isinstance(model, SoftQ):
+        a, _ = model.predict(np.zeros((400, 1), dtype=np.float32), deterministic=False)
+        return float(a.std())
+    obs = torch.as_tensor(np.random.default_rng(0).normal(size=(64, 4)), dtype=torch.float32)
+    with torch.no_grad():
+        e = model.policy.energies(obs)
+        return float(model.policy.boltzmann.entropy(e, alpha=model.policy.alpha_tensor).mean())
+
+
+@pytest.mark.parametrize("algo", [SoftQ, SoftDQN])
+def test_setting_alpha_on_the_model_changes_what_the_policy_samples(algo):
+    model = make(algo, alpha=1e3)
+    hot = spread(model)
+    model.alpha = 1e-3
+    assert math.isclose(model.alpha, 1e-3, rel_tol=1e-5)
+    assert math.isclose(float(model.policy.alpha_tensor), 1e-3, rel_tol=1e-5)  # the policy's own α moved
+    assert model.alpha_optimizer is None and not model.policy.log_alpha.requires_grad
+    assert spread(model) < 0.5 * hot
+    model.alpha = "auto"  # learn from where it is
+    assert model.alpha_optimizer is not None and math.isclose(model.alpha, 1e-3, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("algo", [SoftQ, SoftDQN])
+def test_load_restores_the_learnt_alpha_and_applies_an_override(algo, tmp_path):
+    model = make(algo, alpha="auto_0.5")
+    model.learn(150)
+    learnt = model.alpha
+    assert learnt != 0.5  # it moved
+    model.save(tmp_path / "m.zip")
+    again = algo.load(tmp_path / "m.zip")
+    assert again.alpha == learnt and again.alpha_optimizer is not None
+    assert again.target_entropy == model.target_entropy
+    fixed = algo.load(tmp_path / "m.zip", env=model.get_env(), alpha=0.25)
+    assert math.isclose(float(fixed.policy.alpha_tensor), 0.25, rel_tol=1e-6) and fixed.alpha_optimizer is None
+    fixed.learn(60)  # a fixed α stays put while learning
+    assert math.isclose(fixed.alpha, 0.25, rel_tol=1e-6)
+    retarget = algo.load(tmp_path / "m.zip", target_entropy=-0.5)
+    assert retarget.target_entropy == -0.5 and retarget.alpha == learnt
+
+
+def test_auto_target_entropies_are_reachable_and_documented():
+    assert SoftQ("MlpPolicy", "Pendulum-v1").target_entropy == -1.0  # SAC's -dim(A), on the scaled box
+    for k in (2, 3, 18):
+        h = epsilon_greedy_entropy(k)
+        assert 0 < h < math.log(k)
+        p = np.array([1 - 0.05 + 0.05 / k] + [0.05 / k] * (k - 1))
+        assert math.isclose(h, float(-(p * np.log(p)).sum()), rel_tol=1e-12)
+    assert math.isclose(SoftDQN("MlpPolicy", "CartPole-v1").target_entropy, epsilon_greedy_entropy(2))
+
+
+def logged(model, tmp_path, steps: int) -> list[dict[str, float]]:
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(steps, log_interval=1)
+    lines = (tmp_path / "progress.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    return [{k: float(v) for k, v in r.items() if v} for r in rows if r.get("train/entropy")]
+
+
+@pytest.mark.slow
+def test_softdqn_auto_alpha_brings_the_entropy_to_its_target_on_cartpole(tmp_path):
+    # α is learnt with the policy's learning rate, as in SAC: Adam moves log α by about that much per update,
+    # so a short run needs a large one to travel from α = 1 to the α that meets the target
+    model = SoftDQN("MlpPolicy", "CartPole-v1", alpha="auto", learning_rate=3e-3, learning_starts=200, train_freq=1,
+                    target_update_interval=500, policy_kwargs=dict(net_arch=[64, 64]), seed=0)
+    rows = logged(model, tmp_path, 6_000)
+    target = model.target_entropy
+    tail = [r["train/entropy"] for r in rows if r["time/total_timesteps"] > 4_000]  # the last third
+    alphas = [r["train/alpha"] for r in rows]
+    assert all(math.isfinite(a) and a > 0 for a in alphas)
+    assert abs(np.mean(tail) - target) <= 0.1 * target, (np.mean(tail), target)
+
+
+@pytest.mark.slow
+def test_softq_auto_alpha_brings_the_entropy_to_its_target_on_pendulum(tmp_path):
+    model = SoftQ("MlpPolicy", "Pendulum-v1", alpha="auto", learning_rate=3e-3, learning_starts=200,
+                  policy_kwargs=dict(net_arch=[32, 32]), seed=0)
+    rows = logged(model, tmp_path, 4_000)
+    target = model.target_entropy
+    tail = [r["train/entropy"] for r in rows if r["time/total_timesteps"] > 3_000]  # the last quarter
+    alphas = [r["train/alpha"] for r in rows]
+    assert all(math.isfinite(a) and a > 0 for a in alphas)
+    assert abs(np.mean(tail) - target) <= 0.1 * abs(target), (np.mean(tail), target)
