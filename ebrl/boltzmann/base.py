@@ -33,6 +33,7 @@ from ebrl._checks import (
     check_probability,
     resolve_generator,
 )
+from ebrl._progress import progress_bar as make_progress_bar
 from ebrl.boltzmann._utils import as_data
 from ebrl.checkpoint import CheckpointError, PathLike, read_training_payload, write_training_payload
 from ebrl.energy.base import Energy
@@ -92,14 +93,6 @@ def _check_bool(name: str, value: object) -> None:
     """Require a real ``bool`` (not a truthy value such as ``"yes"`` or ``1``)."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-
-
-def _progress_bar(total: int, desc: str) -> Any:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:
-        raise ImportError('progress_bar=True needs tqdm: pip install "ebrl[progress]"') from exc
-    return tqdm(total=total, desc=desc, unit="epoch")
 
 
 class BoltzmannModel(Energy):
@@ -273,7 +266,7 @@ class BoltzmannModel(Energy):
         n = data.shape[0]
         n_batches = math.ceil(n / batch_size)
         total = epochs * n_batches
-        bar = _progress_bar(epochs, type(self).__name__) if progress_bar else None
+        bar = make_progress_bar(epochs, desc=type(self).__name__, unit="epoch") if progress_bar else None
         try:
             with torch.no_grad():
                 if persistent and state.chains is None:

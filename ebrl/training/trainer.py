@@ -38,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ebrl._checks import (
     DivergenceError,
+    MissingExtraError,
     check_finite,
     check_int,
     check_positive,
@@ -45,6 +46,7 @@ from ebrl._checks import (
     deferred_checks,
     resolve_generator,
 )
+from ebrl._progress import progress_bar as make_progress_bar
 from ebrl.energy.nets import StateActionEnergy
 from ebrl.training.objectives import Objective
 
@@ -129,19 +131,11 @@ def _check_data(energy: nn.Module, data: object) -> Tensor:
     return check_finite("data", data)
 
 
-def _progress_bar(total: int):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:
-        raise ImportError('progress_bar=True needs tqdm: pip install "ebrl[progress]"') from exc
-    return tqdm(total=total, desc="fit", unit="step")
-
-
 def _summary_writer(log_dir: str):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        raise ImportError('tensorboard_log needs TensorBoard: pip install "ebrl[tensorboard]"') from exc
+        raise MissingExtraError('tensorboard_log needs TensorBoard: pip install "ebrl[tensorboard]"') from exc
     return SummaryWriter(log_dir=log_dir)
 
 
@@ -484,7 +478,7 @@ def fit(
     history = TrainHistory()
     bar, writer, step = None, None, 0
     try:
-        bar = _progress_bar(epochs * n_batches) if progress_bar and rank == 0 else None
+        bar = make_progress_bar(epochs * n_batches, desc="fit", unit="step") if progress_bar and rank == 0 else None
         writer = _summary_writer(tensorboard_log) if tensorboard_log is not None and rank == 0 else None
         good, pending = None, None  # recovery snapshots: verified by a later step, and not yet
         for epoch in range(1, epochs + 1):
