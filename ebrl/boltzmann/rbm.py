@@ -143,7 +143,7 @@ class BernoulliRBM(BoltzmannModel):
             state.chains = h
         # Gradients as batch sums, B · g; the 1/B goes into the step (fewer kernels than means).
         ratio = v_pos.shape[0] / v_neg.shape[0]
-        step = 1.0 / v_pos.shape[0]
+        per_row = 1.0 / v_pos.shape[0]
         if ratio == 1.0:  # as many chains as data rows: one kernel fewer per bias
             g_b = torch.sub(v_pos, v_neg).sum(0)  # (V,)
             g_c = torch.sub(h_pos, h_neg).sum(0)  # (H,)
@@ -151,15 +151,15 @@ class BernoulliRBM(BoltzmannModel):
             g_b = v_pos.sum(0).sub_(v_neg.sum(0), alpha=ratio)
             g_c = h_pos.sum(0).sub_(h_neg.sum(0), alpha=ratio)
         if momentum == 0 and weight_decay == 0:  # plain SGD: accumulate straight into the parameters
-            w.addmm_(v_pos.t(), h_pos, alpha=lr * step).addmm_(v_neg.t(), h_neg, alpha=-lr * step * ratio)
-            b.add_(g_b, alpha=lr * step)
-            c.add_(g_c, alpha=lr * step)
+            w.addmm_(v_pos.t(), h_pos, alpha=lr * per_row).addmm_(v_neg.t(), h_neg, alpha=-lr * per_row * ratio)
+            b.add_(g_b, alpha=lr * per_row)
+            c.add_(g_c, alpha=lr * per_row)
             return
         g_w = state.buffer("weight", w)  # (V, H), reused across updates (no allocation)
         torch.mm(v_pos.t(), h_pos, out=g_w).addmm_(v_neg.t(), h_neg, alpha=-ratio)
         self._apply_ascent(
             state, [("weight", w, g_w), ("visible_bias", b, g_b), ("hidden_bias", c, g_c)],
-            lr=lr, momentum=momentum, weight_decay=weight_decay, scale=step,
+            lr=lr, momentum=momentum, weight_decay=weight_decay, scale=per_row,
         )
 
 

@@ -129,7 +129,7 @@ class Energy(Configurable, nn.Module):
                 f"{type(self).__name__} expects x of shape (B, {', '.join(map(str, self.event_shape))}), "
                 f"got {tuple(x.shape)}"
             )
-        ref = next(self.parameters(), None)
+        ref: Tensor | None = next(self.parameters(), None)
         if ref is None:
             ref = next(self.buffers(), None)
         if ref is not None:

@@ -162,11 +162,12 @@ def run_compiled_langevin(
                 for t in range(k):  # the eager sampler's draws, in its order
                     torch.randn(x.shape, generator=gen, out=noise[t])
                 steps = slice(begin, begin + k)
-                out = chunk(fn, x, noise, drift[steps], sigma[steps], clip, lohi, sampler.boundary, record)
+                x, chunk_sums, chunk_energies = chunk(
+                    fn, x, noise, drift[steps], sigma[steps], clip, lohi, sampler.boundary, record
+                )
                 if cuda_graphs:  # the next replay overwrites the graph's output buffers
-                    out = tuple(None if o is None else o.clone() for o in out)
-                x, chunk_sums, chunk_energies = out
-                del out
+                    x, chunk_sums = x.clone(), chunk_sums.clone()
+                    chunk_energies = None if chunk_energies is None else chunk_energies.clone()
                 sums.append(chunk_sums)
                 if chunk_energies is not None:
                     energies.extend(chunk_energies.unbind(0))

@@ -197,6 +197,7 @@ class CD:
         if self.init == "data":
             x0 = x
         else:
+            assert self.noise is not None  # required with init="noise" (__post_init__)
             x0 = _draw(self.noise, x.shape[0], tuple(x.shape[1:]), gen, who="CD").to(x.device, x.dtype)
         x_neg = self.sampler(energy, x0, generator=gen).detach()  # (B, *event)
         e_neg = _energy(energy, x_neg, objective="CD", what="negative samples")  # (B,)

@@ -29,7 +29,7 @@ import copy
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.distributed as dist
@@ -297,8 +297,8 @@ def _recover(
     # Restore copies: load_state_dict may adopt the tensors it is given, which later steps mutate.
     energy.load_state_dict(snapshot.energy)
     optimizer.load_state_dict(copy.deepcopy(snapshot.optimizer))
-    if snapshot.objective is not None:
-        objective.load_state_dict(copy.deepcopy(snapshot.objective))
+    if snapshot.objective is not None:  # an objective with state_dict() has load_state_dict() (objective_state)
+        cast(Any, objective).load_state_dict(copy.deepcopy(snapshot.objective))
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
         group["lr"] = lr
     history.recoveries.append((step, float(lrs[0])))
