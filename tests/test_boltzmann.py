@@ -36,6 +36,8 @@ from ebrl.boltzmann import (
 )
 from ebrl.boltzmann._utils import Uniforms
 from ebrl.checkpoint import load_model, save_model
+from ebrl.samplers import ReplayBuffer
+from ebrl.training import CD, PCD, fit
 
 CUDA = torch.cuda.is_available()
 
@@ -325,6 +327,29 @@ def test_training_on_a_synthetic_binary_distribution_increases_exact_log_likelih
     # Before: ~ -10 log 2 = -6.9 nats (uniform). The data's entropy is 3 protos x 5% noise:
     # log 3 + 10 H(0.05) = 3.08 nats, so a good fit is near -3.1; require most of the way.
     assert before == pytest.approx(-10 * math.log(2), abs=0.1)
+    assert after > -4.0, after
+
+
+@pytest.mark.parametrize("method", ["pcd", "cd"])
+def test_the_generic_fit_trains_an_rbm_by_gibbs_cd_and_pcd_objectives(method):
+    """RBMs also train through ``ebrl.training.fit``: CD or PCD with a Gibbs sampler, SGD with momentum.
+
+    Same data and bar as the test above; ``BoltzmannModel.fit`` remains the fast path (closed-form
+    gradients, one check per epoch) that scikit-learn's settings are measured with.
+    """
+    x = synthetic_binary(600, seed=15)
+    g = torch.Generator().manual_seed(16)
+    rbm = BernoulliRBM(10, 8, generator=g)
+    if method == "cd":
+        objective = CD(Gibbs(n_steps=1))
+    else:  # 100 persistent chains started from random binary states, never restarted (Tieleman's PCD)
+        chains = ReplayBuffer(100, (10,), reinit_prob=0.0, noise=lambda n, gen: rbm.random_visible(n, generator=gen),
+                              generator=g)
+        objective = PCD(Gibbs(n_steps=1), chains)
+    optimizer = torch.optim.SGD(rbm.parameters(), lr=0.1, momentum=0.5)
+    history = fit(rbm, x, objective, epochs=30, batch_size=20, optimizer=optimizer, generator=g)
+    after = float(log_likelihood(rbm, x, exact_log_partition(rbm)).mean())
+    assert history.steps == 30 * 30
     assert after > -4.0, after
 
 
