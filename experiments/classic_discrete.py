@@ -5,11 +5,10 @@ DLR-RM/rl-baselines3-zoo at commit ce95481); SoftDQN drops the ε-greedy schedul
 the Boltzmann policy) and adds its temperature α; with ``softdqn_lr_decay`` (the default) its
 learning rate falls linearly from rl-zoo3's value to 0 over the run, while DQN keeps rl-zoo3's
 constant rate (``dqn_lr_decay`` gives DQN the same decay, as a control). SoftDQN's temperature is
-set per environment, like rl-zoo3's hyperparameters, because α is in reward units
-(``SOFTDQN_ALPHA``: CartPole-v1 α = 1, reward +1 per step; Acrobot-v1 α = 0.1, reward -1 per step,
-where α·log 3 ≥ 1 would pay a uniform policy to prolong episodes). The CartPole α and the soft
-double-Q target were chosen on CartPole tuning seeds 3-11, never the reported seeds
-(``results/classic_discrete_softdqn_tuning/``). Each agent trains in one
+learnt (``alpha="auto"``, ``SOFTDQN_ALPHA``) towards SoftDQN's default target entropy, that of ε-greedy
+with ε = 0.05. Earlier tables used hand-set α per environment (CartPole-v1 α = 1, Acrobot-v1 α = 0.1,
+because α is in reward units); the soft double-Q target was chosen on CartPole tuning seeds 3-11, never
+the reported seeds (``results/classic_discrete_softdqn_tuning/``). Each agent trains in one
 ``learn`` call, so SB3's schedules (DQN's ε, the learning rate) see the whole run; every
 ``eval_freq`` steps a callback evaluates it on ``n_eval_episodes`` deterministic episodes.
 (Until 2026-11-29 the script trained in ``eval_freq`` chunks, which restarted SB3's progress in
@@ -19,7 +18,7 @@ evaluation reached the solve threshold (CartPole-v1: 475, Acrobot-v1: -100, the 
 ``reward_threshold``) and whether the run collapsed late (final evaluation below the threshold
 after having reached it).
 
-Target (issue 5): SoftDQN solves in at least as many seeds as DQN, with no late collapse.
+Target: SoftDQN solves in at least as many seeds as DQN, with no late collapse.
 
 Writes ``results/classic_discrete/``: ``classic_discrete.csv``, ``classic_discrete.md``,
 ``curves.csv`` and ``classic_discrete.png``.
@@ -71,8 +70,10 @@ ZOO: dict[str, dict[str, Any]] = {
 }
 """rl-zoo3's DQN hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/dqn.yml, commit ce95481)."""
 
-SOFTDQN_ALPHA = {"CartPole-v1": 1.0, "Acrobot-v1": 0.1}
-"""SoftDQN's temperature per environment (reward units), used unless ``--softdqn-alpha`` is given."""
+SOFTDQN_ALPHA: dict[str, float | str] = {"CartPole-v1": "auto", "Acrobot-v1": "auto"}
+"""SoftDQN's temperature per environment, used unless ``--softdqn-alpha`` is given: learnt (``"auto"``, towards
+SoftDQN's default target entropy). The hand-set values of earlier runs were CartPole-v1 1.0 and Acrobot-v1 0.1
+(reward units); their tables are kept in results/classic_discrete*."""
 
 EPSILON_KEYS = ("exploration_fraction", "exploration_final_eps")
 
@@ -121,7 +122,7 @@ def make_agent(algo: str, env_id: str, seed: int, args: Args) -> DQN | SoftDQN:
     return SoftDQN("MlpPolicy", env, alpha=alpha, double_q=args.softdqn_double_q, seed=seed, **hp)
 
 
-def softdqn_alpha(args: Args, env_id: str) -> float:
+def softdqn_alpha(args: Args, env_id: str) -> float | str:
     """SoftDQN's α for ``env_id``: ``--softdqn-alpha`` if given, else the per-environment default."""
     return SOFTDQN_ALPHA[env_id] if args.softdqn_alpha is None else args.softdqn_alpha
 

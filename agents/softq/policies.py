@@ -30,6 +30,10 @@ MODE_CANDIDATES = 16
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Bounds of the proposal's log standard deviation (before the tanh), as in SB3's SAC."""
 
+INSIDE = 1 - 1e-5
+"""The proposal's draws are tanh(z)·INSIDE: a saturated tanh (exactly ±1 in float32) would put a draw on a
+wall, where half of every MALA proposal leaves the box and the chain freezes."""
+
 DEFAULT_SAMPLER = ActionSampler(n_particles=16, n_levels=2, n_moves=1)
 """Acting with the proposal: 16 proposal draws importance-resampled towards π, then two MALA moves."""
 
@@ -115,18 +119,21 @@ class SquashedGaussianProposal(nn.Module):
         return self.mean(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def rsample(self, features: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """``n`` reparameterised draws per state ``(B, n, A)`` and their log densities ``(B, n)`` on the box."""
+        """``n`` reparameterised draws per state ``(B, n, A)`` and their log densities ``(B, n)`` on the box.
+
+        The draws are INSIDE·tanh(z), strictly inside the box; the density accounts for that factor.
+        """
         mu, log_std = self.params(features)  # (B, A)
         eps = torch.randn((mu.shape[0], n, mu.shape[1]), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu[:, None] + log_std.exp()[:, None] * eps  # (B, n, A)
         # log N(z; μ, σ) - Σ log(1 - tanh²z), with log(1 - tanh²z) = 2 (log 2 - z - softplus(-2z)) (stable)
         log_n = -0.5 * eps.square() - log_std[:, None] - 0.5 * math.log(2 * math.pi)  # (B, n, A)
-        log_det = 2 * (math.log(2) - z - F.softplus(-2 * z))  # (B, n, A)
-        return torch.tanh(z), (log_n - log_det).sum(dim=-1)
+        log_det = 2 * (math.log(2) - z - F.softplus(-2 * z)) + math.log(INSIDE)  # (B, n, A)
+        return INSIDE * torch.tanh(z), (log_n - log_det).sum(dim=-1)
 
     def mean_action(self, features: Tensor) -> Tensor:
-        """tanh(μ(s)), ``(B, A)``."""
-        return torch.tanh(self.params(features)[0])
+        """INSIDE·tanh(μ(s)), ``(B, A)``."""
+        return INSIDE * torch.tanh(self.params(features)[0])
 
     def candidates(self, features: Tensor, n: int) -> Tensor:
         """tanh(μ(s)) and ``n - 1`` draws with a fixed seed, ``(B, n, A)``: a function of the weights alone."""

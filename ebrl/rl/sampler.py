@@ -368,6 +368,9 @@ def _run(
             lw = -u - log_ref  # importance weights of the proposal: straight to β = 1
             log_z = torch.logsumexp(lw, dim=1) - log_n
             delta = 1 - beta
+        elif log_ref is not None:  # at the target already: the remaining levels only move the particles
+            delta = torch.zeros_like(beta)
+            lw = torch.zeros_like(u)
         else:
             delta = _next_delta(u, 1 - beta, cfg.ess_fraction, force=last)  # (B,)
             lw = -delta[:, None] * u  # (B, N)
