@@ -25,6 +25,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 import ebrl
 from ebrl._checks import DivergenceError
 from ebrl.checkpoint import CheckpointError
+from ebrl.rl.priors import StatePrior
 
 
 def check_action_space(env: GymEnv | str | None, *, algo: str, expected: type[spaces.Space], verbose: int) -> Any:
@@ -49,6 +50,21 @@ def check_action_space(env: GymEnv | str | None, *, algo: str, expected: type[sp
             f"and high={space.high.tolist()}; rescale the actions to a bounded box (e.g. RescaleAction)"
         )
     return env
+
+
+def check_value_prior(value_prior: StatePrior | None, observation_space: spaces.Space) -> StatePrior | None:
+    """Require a ``StatePrior`` over the flattened observations (or ``None``) and freeze it."""
+    if value_prior is None:
+        return None
+    if not isinstance(value_prior, StatePrior):
+        raise TypeError(f"value_prior must be an ebrl.rl.priors.StatePrior or None, got {type(value_prior).__name__}")
+    obs_dim = int(spaces.flatdim(observation_space))
+    if value_prior.obs_dim != obs_dim:
+        raise ValueError(
+            f"value_prior was trained on observations of size {value_prior.obs_dim}, but the observations "
+            f"have size {obs_dim}"
+        )
+    return value_prior.requires_grad_(False)
 
 
 def _non_finite(name: str, value: np.ndarray | dict[str, np.ndarray]) -> str | None:

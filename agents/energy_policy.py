@@ -14,7 +14,6 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import Tensor
 
 from agents.common import PolicyGenerator
-from agents.softq import SoftQ
 from ebrl._checks import check_int, check_positive
 from ebrl.energy import StateActionEnergy
 from ebrl.rl import ActionBox, ActionSampler, ContinuousBoltzmannPolicy
@@ -226,29 +225,25 @@ class EnergyPolicy(BasePolicy):
             return self.dfo.sample(self.energy, obs, generator=gen)  # (B, A)
         return self.boltzmann.sample(self.energy, obs, alpha=self.inference.alpha, generator=gen)[:, 0]  # (B, A)
 
-    def warm_start(self, model: SoftQ) -> None:
+    def warm_start(self, model: Any) -> None:
         """Copy this energy into both of ``model``'s critics and their target copies.
 
         ``SoftQ``'s critics score scaled actions in [-1, 1]^A and use E = -Q, as this policy does with
         ``scaled_actions=True`` (or with an action space that is already [-1, 1]^A). The critics'
         architecture must match: pass ``policy_kwargs={"net_arch": list(hidden), "activation": ...}``.
         """
-        if not isinstance(model, SoftQ):
-            raise TypeError(f"model must be a SoftQ, got {type(model).__name__}")
+        load = getattr(getattr(model, "policy", None), "load_critic_energy", None)
+        if load is None:
+            raise TypeError(
+                f"model must be a SoftQ (a model whose policy has load_critic_energy), got {type(model).__name__}"
+            )
         unit = bool(np.all(self.action_space.low == -1.0) and np.all(self.action_space.high == 1.0))
         if not (self.scaled_actions or unit):
             raise ValueError(
                 "warm_start needs an energy over SB3's scaled actions [-1, 1]^A: build the policy with "
                 f"scaled_actions=True, or use an action space that is [-1, 1]^A (got {self.action_space})"
             )
-        for target in (model.critic.e1, model.critic.e2):
-            if target.get_config() != self.energy.get_config():
-                raise ValueError(
-                    f"model's critic has config {target.get_config()}, this energy {self.energy.get_config()}; "
-                    f"create SoftQ with policy_kwargs net_arch/activation matching the energy"
-                )
-            target.load_state_dict(self.energy.state_dict())
-        model.critic_target.load_state_dict(model.critic.state_dict())
+        load(self.energy)
 
     def set_training_mode(self, mode: bool) -> None:
         self.energy.train(mode)

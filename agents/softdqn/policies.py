@@ -12,24 +12,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
-from agents.common import PolicyGenerator
+from agents.common import PolicyGenerator, check_value_prior
 from ebrl.rl import DiscreteBoltzmannPolicy
 from ebrl.rl.priors import StatePrior
-
-
-def check_value_prior(value_prior: StatePrior | None, observation_space: spaces.Space) -> StatePrior | None:
-    """Require a ``StatePrior`` over the flattened observations (or ``None``) and freeze it."""
-    if value_prior is None:
-        return None
-    if not isinstance(value_prior, StatePrior):
-        raise TypeError(f"value_prior must be an ebrl.rl.priors.StatePrior or None, got {type(value_prior).__name__}")
-    obs_dim = int(spaces.flatdim(observation_space))
-    if value_prior.obs_dim != obs_dim:
-        raise ValueError(
-            f"value_prior was trained on observations of size {value_prior.obs_dim}, but the observations "
-            f"have size {obs_dim}"
-        )
-    return value_prior.requires_grad_(False)
 
 
 class ActionEnergyNet(nn.Module):

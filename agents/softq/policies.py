@@ -14,8 +14,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
-from agents.common import PolicyGenerator
-from agents.softdqn.policies import check_value_prior
+from agents.common import PolicyGenerator, check_value_prior
 from ebrl.energy import StateActionEnergy
 from ebrl.energy.nets import ACTIVATIONS
 from ebrl.rl import ActionBox, ActionSampler, ContinuousBoltzmannPolicy, PolicySample
@@ -241,6 +240,23 @@ class SoftQPolicy(BasePolicy):
             )
         elif not amortized:
             self.proposal, self.proposal_optimizer = None, None
+
+    def load_critic_energy(self, energy: StateActionEnergy) -> None:
+        """Copy ``energy``'s weights into both critics and their target copies (a warm start).
+
+        The energy must score SB3's scaled actions in [-1, 1]^A with E = -Q, and have the critics'
+        architecture (``policy_kwargs`` ``net_arch`` and ``activation``).
+        """
+        if not isinstance(energy, StateActionEnergy):
+            raise TypeError(f"energy must be an ebrl StateActionEnergy, got {type(energy).__name__}")
+        for target in (self.critic.e1, self.critic.e2):
+            if target.get_config() != energy.get_config():
+                raise ValueError(
+                    f"the critic has config {target.get_config()}, this energy {energy.get_config()}; "
+                    f"create SoftQ with policy_kwargs net_arch/activation matching the energy"
+                )
+            target.load_state_dict(energy.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())
 
     @property
     def alpha_tensor(self) -> Tensor:

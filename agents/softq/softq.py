@@ -286,9 +286,9 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         self.logger.record("train/alpha", cols[6])
         self.logger.record("train/reward_scale", self.reward_scale)
         last = self.policy.last_diagnostics
-        if last is not None:  # the acting sampler's last call, already synchronised by it
-            for name in ("ess", "acceptance", "at_walls", "tempering"):
-                self.logger.record(f"sampler/{name}", float(getattr(last.diagnostics, name).mean()))
+        if last is not None and last.summary is not None:  # the acting sampler's last call, read in its own sync
+            for name, value in last.summary.items():
+                self.logger.record(f"sampler/{name}", value)
 
     def learn(
         self: SelfSoftQ,

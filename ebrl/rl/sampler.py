@@ -59,6 +59,7 @@ Kernel = Literal["mala", "langevin"]
 Boundary = Literal["reject", "reflect", "clamp"]
 
 _GRID = torch.logspace(-12, 0, 97, dtype=torch.float64)  # candidate fractions of the remaining Δβ (ratio 1.33)
+MIN_JUDGED_MOVES = 64  # proposals per state at the target below which the acceptance rate is not judged
 _WALL = 1e-3  # a particle within this fraction of the box's width from a wall is "at the wall"
 
 
@@ -97,6 +98,8 @@ class PolicySample(NamedTuple):
         diagnostics: a ``SamplerDiagnostics``.
         diverged: ``()`` bool, whether the energy was NaN or -inf (or its gradient NaN) at a particle; only
             needed with ``check=False``, since a checked run raises instead.
+        summary: the diagnostics' means over the states as floats, read in the checked run's one host
+            synchronisation (``None`` with ``check=False``): what an agent logs.
     """
 
     actions: Tensor
@@ -104,6 +107,7 @@ class PolicySample(NamedTuple):
     mean_u: Tensor
     diagnostics: SamplerDiagnostics
     diverged: Tensor
+    summary: dict[str, float] | None = None
 
     @property
     def entropy(self) -> Tensor:
@@ -156,7 +160,10 @@ class ActionSampler:
             and 0.9 for unadjusted Langevin (a step tuned to 0.574 makes it unstable on a Gaussian; at 0.9 its
             variance on a 2-D Gaussian is inflated by about 35%, the price of no rejection).
         min_ess: a state whose smallest effective sample size falls below this fraction is untrusted.
-        min_accept: a state whose acceptance rate at β = 1 falls below this is untrusted (frozen chains).
+        min_accept: a state whose acceptance rate at β = 1 falls below this is untrusted (frozen chains); judged
+            only when the last level makes at least 64 proposals per state (``n_particles · n_moves``), since
+            fewer cannot tell a frozen chain from bad luck (16 proposals at a true rate of 0.3 are all
+            rejected once in 300 calls).
     """
 
     n_particles: int = 32
@@ -242,7 +249,7 @@ class ActionSampler:
         gen = resolve_generator(generator, torch.device(device))
         out = _run(self, energy, box, batch, alpha, n, torch.device(device), dtype, proposal, gen)
         if check:
-            _check(self, out, checks)
+            out = out._replace(summary=_check(self, out, checks))
         return out
 
     @property
@@ -255,7 +262,7 @@ class ActionSampler:
     def trusted(self, diagnostics: SamplerDiagnostics) -> Tensor:
         """Per-state mask ``(B,)`` of the states whose draws can be trusted."""
         ok = diagnostics.ess >= self.min_ess
-        if self.n_moves > 0:
+        if self.n_moves * self.n_particles >= MIN_JUDGED_MOVES:
             ok = ok & (diagnostics.acceptance >= self.min_accept)
         return ok
 
@@ -317,11 +324,16 @@ def _gather(t: Tensor, idx: Tensor) -> Tensor:
 
 
 def _spread(x: Tensor, log_w: Tensor, floor: Tensor) -> Tensor:
-    """Weighted standard deviation per state and dimension ``(B, 1, A)``, at least ``floor (A,)``."""
+    """Weighted standard deviation per state and dimension ``(B, 1, A)``.
+
+    At least ``floor (A,)`` and 1e-3 of the unweighted spread: when the weights fall on one particle, the
+    weighted spread is 0 and would freeze the moves; the step-size adaptation then shrinks the step from there.
+    """
     w = torch.softmax(log_w, dim=1)[:, :, None]  # (B, N, 1)
     mean = (w * x).sum(dim=1, keepdim=True)  # (B, 1, A)
     var = (w * (x - mean).square()).sum(dim=1, keepdim=True)  # (B, 1, A)
-    return var.sqrt().maximum(floor)
+    cloud = x.std(dim=1, keepdim=True)  # (B, 1, A), unweighted
+    return var.sqrt().maximum(1e-3 * cloud).maximum(floor)
 
 
 def _run(
@@ -340,7 +352,7 @@ def _run(
     alpha_t = torch.as_tensor(alpha, device=device, dtype=dtype)
     low, high = box.tensors(device=device, dtype=dtype)  # (A,), (A,)
     width = high - low
-    floor = 1e-7 * width
+    floor = max(1e-7, 100 * torch.finfo(dtype).eps) * width  # finer steps drown in the rounding of x
     need_grad = cfg.n_moves > 0
     sentinels: list[Tensor] = []
 
@@ -473,13 +485,20 @@ def _move(
 _WARNED: set[tuple[ActionSampler, str]] = set()
 
 
-def _check(cfg: ActionSampler, out: PolicySample, checks: Sequence[tuple[str, Tensor]]) -> None:
-    """The one host synchronisation: raise on bad inputs or divergence, warn once per setting if untrusted."""
+def _check(cfg: ActionSampler, out: PolicySample, checks: Sequence[tuple[str, Tensor]]) -> dict[str, float]:
+    """The one host synchronisation: raise on bad inputs or divergence, warn once per setting if untrusted;
+    return the diagnostics' means."""
     d = out.diagnostics
     trusted = cfg.trusted(d)
     finite = torch.isfinite(out.actions).all() & torch.isfinite(out.log_z).all()
     inputs = [torch.isfinite(t).all() for _, t in checks]
-    flags = torch.stack([out.diverged, ~finite, (~trusted).any(), (d.ess < cfg.min_ess).any(), *inputs]).tolist()
+    means = [getattr(d, name).mean() for name in SamplerDiagnostics._fields]
+    flags = torch.stack(
+        [t.to(d.ess.dtype) for t in (out.diverged, ~finite, (~trusted).any(), (d.ess < cfg.min_ess).any(), *inputs)]
+        + means
+    ).tolist()
+    summary = dict(zip(SamplerDiagnostics._fields, flags[len(flags) - len(means) :], strict=True))
+    flags = [bool(f) for f in flags[: len(flags) - len(means)]]
     for (name, _), ok in zip(checks, flags[4:], strict=True):
         if not ok:
             raise ValueError(f"{name} must be finite, got NaN or inf values")
@@ -489,10 +508,10 @@ def _check(cfg: ActionSampler, out: PolicySample, checks: Sequence[tuple[str, Te
             "draws are not finite; check the energy (the critic) for NaN weights or inputs. No action is returned"
         )
     if not flags[2]:
-        return
+        return summary
     kind = "ess" if flags[3] else "accept"
     if (cfg, kind) in _WARNED:
-        return
+        return summary
     _WARNED.add((cfg, kind))
     n_bad = int((~trusted).sum())
     if kind == "ess":
@@ -512,3 +531,4 @@ def _check(cfg: ActionSampler, out: PolicySample, checks: Sequence[tuple[str, Te
         SamplerWarning,
         stacklevel=4,
     )
+    return summary
