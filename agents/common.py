@@ -44,6 +44,11 @@ def check_action_space(env: GymEnv | str | None, *, algo: str, expected: type[sp
             f"({type(space).__name__}); use "
             f"{'SoftDQN for Discrete' if expected is spaces.Box else 'SoftQ for Box'} actions"
         )
+    if isinstance(space, spaces.Box) and len(space.shape) != 1:
+        raise ValueError(
+            f"{algo} needs a 1-D Box of actions, got action_space {space} of shape {space.shape}; wrap the env so that "
+            f"it takes flat actions (e.g. a gymnasium.ActionWrapper whose action(a) reshapes a to {space.shape})"
+        )
     if isinstance(space, spaces.Box) and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
         raise ValueError(
             f"{algo} needs finite action bounds, got action_space {space} with low={space.low.tolist()} "

@@ -1,4 +1,4 @@
-from agents.softdqn.policies import MlpPolicy, SoftDQNPolicy
+from agents.softdqn.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SoftDQNPolicy
 from agents.softdqn.softdqn import SoftDQN
 
-__all__ = ["MlpPolicy", "SoftDQN", "SoftDQNPolicy"]
+__all__ = ["CnnPolicy", "MlpPolicy", "MultiInputPolicy", "SoftDQN", "SoftDQNPolicy"]

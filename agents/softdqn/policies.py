@@ -8,7 +8,13 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+)
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
@@ -89,6 +95,10 @@ class SoftDQNPolicy(BasePolicy):
         )
         self.boltzmann = DiscreteBoltzmannPolicy()
         self.log_alpha = nn.Parameter(torch.zeros(()), requires_grad=False)
+        if isinstance(net_arch, dict):
+            raise TypeError(
+                f"net_arch must be a list of hidden widths (one network scores all actions, as DQN's), got {net_arch!r}"
+            )
         self.net_arch = [64, 64] if net_arch is None else list(net_arch)
         self.activation_fn = activation_fn
         self.rng = PolicyGenerator()
@@ -149,3 +159,35 @@ class SoftDQNPolicy(BasePolicy):
 
 
 MlpPolicy = SoftDQNPolicy
+
+
+class CnnPolicy(SoftDQNPolicy):
+    """``SoftDQNPolicy`` on image observations: SB3's ``NatureCNN`` features by default."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
+
+
+class MultiInputPolicy(SoftDQNPolicy):
+    """``SoftDQNPolicy`` on ``Dict`` observations (e.g. with ``HerReplayBuffer``): SB3's ``CombinedExtractor``."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )

@@ -12,10 +12,10 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
 from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
-from agents.softdqn.policies import ActionEnergyNet, MlpPolicy, SoftDQNPolicy
+from agents.softdqn.policies import ActionEnergyNet, CnnPolicy, MlpPolicy, MultiInputPolicy, SoftDQNPolicy
 from ebrl.rl.priors import StatePrior
 
 SelfSoftDQN = TypeVar("SelfSoftDQN", bound="SoftDQN")
@@ -69,7 +69,11 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
             same as starting Q at Φ, which by Wiewiora (2003) learns as shaping with Φ does.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: SoftDQNPolicy
     energy_net: ActionEnergyNet
     energy_net_target: ActionEnergyNet
@@ -150,6 +154,8 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         super()._setup_model()
         self.energy_net = self.policy.energy_net
         self.energy_net_target = self.policy.energy_net_target
+        self.batch_norm_stats = get_parameters_by_name(self.energy_net, ["running_"])
+        self.batch_norm_stats_target = get_parameters_by_name(self.energy_net_target, ["running_"])
         self.policy.rng.reseed(self.seed)
         self._setup_temperature()
 
@@ -168,6 +174,8 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         self._n_calls += 1
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
             polyak_update(self.energy_net.parameters(), self.energy_net_target.parameters(), self.tau)
+            # running statistics (batch norm) are copied to the target, as DQN does: buffers, not parameters
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
     def _store_transition(
         self,

@@ -1,4 +1,4 @@
-from agents.softq.policies import MlpPolicy, SoftQPolicy
+from agents.softq.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, SoftQPolicy
 from agents.softq.softq import SoftQ
 
-__all__ = ["MlpPolicy", "SoftQ", "SoftQPolicy"]
+__all__ = ["CnnPolicy", "MlpPolicy", "MultiInputPolicy", "SoftQ", "SoftQPolicy"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
@@ -141,6 +141,20 @@ class SquashedGaussianProposal(nn.Module):
         return torch.cat([self.mean_action(features)[:, None], draws], dim=1)
 
 
+def split_net_arch(net_arch: list[int] | dict[str, list[int]]) -> tuple[list[int], list[int]]:
+    """``(critic widths, proposal widths)`` from a list (both) or SAC's ``dict(qf=..., pi=...)``."""
+    if isinstance(net_arch, dict):
+        if set(net_arch) != {"qf", "pi"}:
+            raise ValueError(
+                f"net_arch as a dict needs exactly the keys 'qf' (the energies) and 'pi' (the proposal), as SAC's; "
+                f"got keys {sorted(net_arch)}"
+            )
+        return list(net_arch["qf"]), list(net_arch["pi"])
+    if not isinstance(net_arch, (list, tuple)) or not all(isinstance(h, int) and h > 0 for h in net_arch):
+        raise TypeError(f"net_arch must be a list of positive ints or dict(qf=[...], pi=[...]), got {net_arch!r}")
+    return list(net_arch), list(net_arch)
+
+
 class _BoundProposal:
     """A ``Proposal`` for ``ContinuousBoltzmannPolicy.run``: the proposal network on fixed features."""
 
@@ -168,7 +182,8 @@ class SoftQPolicy(BasePolicy):
 
     Args:
         observation_space, action_space, lr_schedule: as for every SB3 policy.
-        net_arch: hidden widths of each energy (and of the proposal); default ``[256, 256]`` as SB3's SAC.
+        net_arch: hidden widths of each energy and of the proposal, default ``[256, 256]`` as SB3's SAC; or, as
+            for SAC, ``dict(qf=[...], pi=[...])``: ``qf`` for the energies, ``pi`` for the proposal.
         activation: one of ``ebrl.energy.ACTIVATIONS``; default ``"silu"`` (smooth: useful action gradients).
         value_prior: a ``StatePrior`` Φ over the flattened observations, or ``None`` (set by ``SoftQ``;
             pass it there). It needs the default ``FlattenExtractor``.
@@ -185,7 +200,7 @@ class SoftQPolicy(BasePolicy):
         observation_space: spaces.Space,
         action_space: spaces.Box,
         lr_schedule: Schedule,
-        net_arch: list[int] | None = None,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
         activation: str = "silu",
         value_prior: StatePrior | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
@@ -204,7 +219,8 @@ class SoftQPolicy(BasePolicy):
             normalize_images=normalize_images,
             squash_output=True,
         )
-        self.net_arch = [256, 256] if net_arch is None else list(net_arch)
+        self.net_arch = [256, 256] if net_arch is None else net_arch
+        self.critic_arch, self.proposal_arch = split_net_arch(self.net_arch)
         self.activation = activation
         self.rng = PolicyGenerator()
         if value_prior is not None and features_extractor_class is not FlattenExtractor:
@@ -233,7 +249,7 @@ class SoftQPolicy(BasePolicy):
         if amortized and self.proposal is None:
             act_dim = int(self.action_space.shape[0])
             self.proposal = SquashedGaussianProposal(
-                self.make_features_extractor(), act_dim, self.net_arch, self.activation
+                self.make_features_extractor(), act_dim, self.proposal_arch, self.activation
             ).to(self.device)
             self.proposal_optimizer = self.optimizer_class(
                 self.proposal.parameters(), lr=self.lr_schedule(1), **self.optimizer_kwargs
@@ -267,7 +283,7 @@ class SoftQPolicy(BasePolicy):
         act_dim = int(self.action_space.shape[0])
         # Each critic owns a copy of Φ: a shared module would be Polyak-averaged with itself, in place.
         prior = None if self.value_prior is None else copy.deepcopy(self.value_prior)
-        return TwinEnergy(self.make_features_extractor(), act_dim, self.net_arch, self.activation, prior)
+        return TwinEnergy(self.make_features_extractor(), act_dim, self.critic_arch, self.activation, prior)
 
     def features(self, obs: PyTorchObs, module: nn.Module) -> Tensor:
         """Observation features ``(B, F)`` from ``module``'s features extractor (a critic or the proposal)."""
@@ -325,3 +341,35 @@ class SoftQPolicy(BasePolicy):
 
 
 MlpPolicy = SoftQPolicy
+
+
+class CnnPolicy(SoftQPolicy):
+    """``SoftQPolicy`` on image observations: SB3's ``NatureCNN`` features by default."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
+
+
+class MultiInputPolicy(SoftQPolicy):
+    """``SoftQPolicy`` on ``Dict`` observations (e.g. with ``HerReplayBuffer``): SB3's ``CombinedExtractor``."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )

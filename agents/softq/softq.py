@@ -13,10 +13,18 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
 from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
-from agents.softq.policies import DEFAULT_SAMPLER, UNIFORM_SAMPLER, MlpPolicy, SoftQPolicy, TwinEnergy
+from agents.softq.policies import (
+    DEFAULT_SAMPLER,
+    UNIFORM_SAMPLER,
+    CnnPolicy,
+    MlpPolicy,
+    MultiInputPolicy,
+    SoftQPolicy,
+    TwinEnergy,
+)
 from ebrl._checks import DivergenceError, check_positive
 from ebrl.rl import ActionSampler
 from ebrl.rl.priors import StatePrior
@@ -76,7 +84,11 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
             the same as starting Q at Φ, which by Wiewiora (2003) learns as shaping with Φ does.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: SoftQPolicy
     critic: TwinEnergy
     critic_target: TwinEnergy
@@ -169,6 +181,9 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         self.policy.configure(self.sampler, amortized=self.amortized)
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
+        # running statistics (batch norm) are copied to the target, as SAC does: they are buffers, not parameters
+        self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
         self.policy.rng.reseed(self.seed)
         self._setup_temperature()
 
@@ -245,6 +260,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
             alpha_loss = self._temperature_step(nxt.entropy)
 
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
             d = nxt.diagnostics
             stats.append(
