@@ -30,7 +30,7 @@ from pathlib import Path
 from experiments._common import RESULTS_ROOT, environment_info, parse_args, results_dir, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = {"all", "stats", "sweep"}
+SKIP = {"all", "stats", "sweep", "compare_auto_alpha"}
 """Modules of ``experiments/`` that are not experiments (``stats`` is the scripts' statistics library)."""
 
 NOT_EXPERIMENTS = {"all", "quick"}
