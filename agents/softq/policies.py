@@ -18,6 +18,7 @@ from agents.common import PolicyGenerator, check_value_prior
 from ebrl.energy import StateActionEnergy
 from ebrl.energy.nets import ACTIVATIONS
 from ebrl.rl import ActionBox, ActionSampler, ContinuousBoltzmannPolicy, PolicySample
+from ebrl.rl.continuous import ACT_SAMPLER
 from ebrl.rl.priors import StatePrior
 
 MODE_SEED = 0
@@ -36,8 +37,8 @@ wall, where half of every MALA proposal leaves the box and the chain freezes."""
 DEFAULT_SAMPLER = ActionSampler(n_particles=16, n_levels=2, n_moves=1)
 """Acting with the proposal: 16 proposal draws importance-resampled towards π, then two MALA moves."""
 
-UNIFORM_SAMPLER = ActionSampler()
-"""Acting without a proposal (``amortized=False``): tempered SMC from the uniform box."""
+UNIFORM_SAMPLER = ACT_SAMPLER
+"""Acting without a proposal (``amortized=False``): tempered SMC from the uniform box, ``ebrl.rl``'s default."""
 
 
 class TwinEnergy(nn.Module):
