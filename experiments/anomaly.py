@@ -1,7 +1,7 @@
 """Anomaly scoring by energy (EnergyOutlierDetector) against scikit-learn's detectors, in one run.
 
-Benchmarks (issue 4), each over the seeds; seed s uses ``random_state=s`` for the split, so seed 0
-is the protocol's split (this reproduces the issue's baseline figures, which were means over
+Benchmarks, each over the seeds; seed s uses ``random_state=s`` for the split, so seed 0
+is the protocol's split (this reproduces the reference baseline figures, which were means over
 5 splits):
 
 1. digits one-vs-rest: pixels / 16; ``train_test_split(test_size=0.2, stratify=y,
@@ -204,7 +204,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     notes = (
         f"AUROC (inliers positive, score_samples), mean over seeds {list(args.seeds)}; seed s is the split's "
         "random_state and the models' seed. digits: mean over inlier digits "
-        f"{list(args.digits)}. Issue 4's baselines (5 seeds): digits IF 0.977, OCSVM 0.978, LOF 0.992, PCA 0.995; "
+        f"{list(args.digits)}. Reference baselines (5 seeds): digits IF 0.977, OCSVM 0.978, LOF 0.992, PCA 0.995; "
         "breast cancer IF 0.961, OCSVM 0.955, LOF 0.947, PCA 0.920.",
         "Hyperparameters: fixed a priori, except covariance='auto' (and n_factors='auto'), which pick the covariance "
         "estimator (and rank) by 5-fold cross-validated log-likelihood of the training inliers (never the test set). "

@@ -1,9 +1,9 @@
 """Denoising 8x8 digits with energies, against a Gaussian filter and PCA measured in the same run.
 
-Protocol (issue 4): pixels / 16 in [0, 1]; ``train_test_split(test_size=0.2, stratify=y,
+Protocol: pixels / 16 in [0, 1]; ``train_test_split(test_size=0.2, stratify=y,
 random_state=0)``; noisy test images y = x + σε at σ = 0.2 and 0.4; the score is the mean
 per-image PSNR (dB) on the held-out 20%. Every estimate is clipped to [0, 1] (so are the
-baselines; the raw noisy input is reported as well, unclipped, as in the issue).
+baselines; the raw noisy input is reported as well, unclipped, as in the baseline protocol).
 
 Methods, all energies of ``ebrl``:
 
@@ -19,7 +19,7 @@ Methods, all energies of ``ebrl``:
   small ``prior_sigma``.
 
 Baselines, chosen with an oracle: the Gaussian-filter width and the PCA rank that maximise the
-PSNR *on the test set* (as the issue's baselines were measured). The ebrl methods choose their
+PSNR *on the test set* (as the reference baselines were measured). The ebrl methods choose their
 hyperparameters on the validation split only, so the comparison favours the baselines.
 
 Writes ``results/denoise_digits/``: ``denoise_digits.{csv,md}`` (mean and standard deviation over
@@ -224,7 +224,7 @@ def run_seed(seed: int, args: Args, examples: dict[str, dict[float, np.ndarray]]
         noisy_t = clean_t + sigma * torch.randn(clean_t.shape, generator=g)  # (N, 64)
         noisy = noisy_t.numpy()
         out: dict[str, tuple[np.ndarray, dict[str, Any]]] = {
-            "noisy": (noisy, {"choice": "unclipped, as in the issue"}),
+            "noisy": (noisy, {"choice": "unclipped, as in the baseline protocol"}),
             "noisy (clipped)": (np.clip(noisy, 0, 1), {}),
         }
         est, w = gaussian_filter_best(noisy, test, args.filter_widths)
@@ -275,7 +275,7 @@ def run_seed(seed: int, args: Args, examples: dict[str, dict[float, np.ndarray]]
 
 
 def summarise(rows: list[dict[str, Any]], sigmas: tuple[float, ...]) -> list[dict[str, Any]]:
-    """Mean and standard deviation of the PSNR over seeds, per σ and method, with the issue's target."""
+    """Mean and standard deviation of the PSNR over seeds, per σ and method, with the target."""
     out = []
     for sigma in sigmas:
         sub = [r for r in rows if r["sigma"] == sigma]
@@ -314,7 +314,7 @@ def main(args: Args) -> list[dict[str, Any]]:
         f"seeds {list(args.seeds)} (each draws the test noise and trains the energies). All estimates clipped to "
         "[0, 1] except 'noisy'.",
         "Baselines marked 'oracle' pick the filter width / PCA rank that is best on the test set itself; every "
-        "ebrl method picks its hyperparameters on a validation split of the training set only. Target (issue 4): "
+        "ebrl method picks its hyperparameters on a validation split of the training set only. Target: "
         "best baseline + 1 dB, i.e. minus_best_baseline_db >= 1.",
         "map / posterior_mean use a clean-data energy: the residual energy trained by DSM at prior_sigma "
         "(an energy of the slightly smoothed data).",

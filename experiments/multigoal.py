@@ -35,7 +35,7 @@ class Args:
 
     seeds: tuple[int, ...] = field(default=(0, 1), metadata={"help": "training seeds; each trains a SoftQ and a SAC"})
     total_timesteps: int = field(
-        default=15_000, metadata={"help": "environment steps per training run (issue 5's SAC figure: 15,000)"}
+        default=15_000, metadata={"help": "environment steps per training run (the SAC baseline's figure: 15,000)"}
     )
     n_eval_episodes: int = field(default=20, metadata={"help": "episodes from the origin per algorithm, seed, policy"})
     softq_alpha: str = field(
@@ -69,7 +69,7 @@ def train(algo: str, seed: int, args: Args) -> SoftQ | SAC:
             seed=seed,
         )
     else:
-        model = SAC("MlpPolicy", env, seed=seed)  # SB3 defaults, as in issue 5's measurement
+        model = SAC("MlpPolicy", env, seed=seed)  # SB3 defaults, as in the baseline's measurement
     model.learn(args.total_timesteps)
     return model
 

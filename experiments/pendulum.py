@@ -1,6 +1,6 @@
 """SoftQ against SB3 SAC on Pendulum-v1: final return and wall-clock, measured in the same run.
 
-Targets (issue 5): SoftQ's mean return at least SAC's, and its training wall-clock at most 1.5x
+Targets: SoftQ's mean return at least SAC's, and its training wall-clock at most 1.5x
 SAC's. The two agents of a seed train side by side, alternating ``timing_chunk``-step ``learn``
 calls (ABBA order, so a change in the machine's load falls on both alike); only the ``learn`` calls
 are timed. Every ``eval_freq`` steps each is evaluated on ``n_eval_episodes`` deterministic episodes
@@ -38,7 +38,7 @@ class Args:
     eval_freq: int = field(default=2_000, metadata={"help": "steps between evaluations (a multiple of timing_chunk)"})
     timing_chunk: int = field(default=500, metadata={"help": "steps per alternating learn call of the two agents"})
     n_eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per evaluation"})
-    sac_learning_rate: float = field(default=1e-3, metadata={"help": "SAC learning rate (issue 5: 1e-3)"})
+    sac_learning_rate: float = field(default=1e-3, metadata={"help": "SAC learning rate (the baseline's: 1e-3)"})
     softq_learning_rate: float = field(default=1e-3, metadata={"help": "SoftQ learning rate"})
     softq_alpha: str = field(
         default="auto", metadata={"help": "SoftQ temperature: 'auto' (learnt, as SAC's) or a float in reward units"}

@@ -1,6 +1,6 @@
 """ebrl's BernoulliRBM against scikit-learn's on the digits data: speed, AIS log-likelihood, features.
 
-Protocol (issue 3): scikit-learn's ``load_digits``, pixels / 16 in [0, 1], split by
+Protocol: scikit-learn's ``load_digits``, pixels / 16 in [0, 1], split by
 ``train_test_split(test_size=0.2, stratify=y, random_state=0)``; log-likelihoods are of the test
 set binarised at 0.5. Both libraries train an RBM with n_components 64 and 256, batch 10,
 learning rate 0.06 and 20 epochs (PCD-1 with ``batch_size`` persistent chains: scikit-learn's
@@ -91,7 +91,7 @@ QUICK = {
 
 # ------------------------------------------------------------------------------------------ data
 def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels / 16 and labels, split 80/20 as the issue prescribes."""
+    """Pixels / 16 and labels, split 80/20 as the protocol prescribes."""
     x, y = load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, test_size=0.2, stratify=y, random_state=0)
     return x_train, x_test, y_train, y_test

@@ -7,7 +7,7 @@ use fixed seeds and tolerances derived from the sample size:
   counts are multinomial, so Pearson's statistic is χ² with C - 1 degrees of freedom; we reject
   above its 1 - 1e-4 quantile (a false alarm once in 10,000 runs), quoted from scipy.stats.chi2.
 - Moments: 5 standard errors, sqrt(var / N).
-- AIS: the issue's 0.05 nats, with enough chains and temperatures that the reported standard
+- AIS: a target of 0.05 nats, with enough chains and temperatures that the reported standard
   error is several times smaller than that.
 """
 

@@ -86,7 +86,7 @@ def test_samples_match_the_exact_truncated_boltzmann_moments(dim, k):
 
 @pytest.mark.parametrize("c", [1e-2, 1.0, 1e2, 1e4])
 def test_scaling_q_and_alpha_together_changes_nothing(c):
-    """The issue's failing case, k = 500 in 6-D at α = 0.5, with Q and α scaled by c: the same distribution."""
+    """A hard case, k = 500 in 6-D at α = 0.5, with Q and α scaled by c: the same distribution."""
     k, alpha, b = 500.0, 0.5, 500
     mean, sd, _, _ = truncated_normal(CENTER, math.sqrt(alpha / k))
     pi = ContinuousBoltzmannPolicy(ActionBox.symmetric(6))

@@ -158,7 +158,7 @@ def test_detector_passes_sklearn_check_estimator():
     check_estimator(EnergyOutlierDetector(energy="gaussian", random_state=0))
 
 
-# --- Energies built from data, walk-jump sampling, covariance selection (issue 4) -------------------------------
+# --- Energies built from data, walk-jump sampling, covariance selection -----------------------------------------
 
 
 def test_kernel_density_energy_is_normalised_and_smooths_by_adding_variances():
