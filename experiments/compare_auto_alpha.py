@@ -68,6 +68,27 @@ def main(root: Path = RESULTS_ROOT) -> list[dict[str, Any]]:
                 "95% CI": "" if diff is None else f"[{diff.low:.4g}, {diff.high:.4g}]",
                 "verdict": "n/a (one seed)" if diff is None else stats.verdict(diff),
             })
+    for name, metric, where, (ebrl_agent, baseline) in CASES:
+        new_path = root / "auto_alpha" / name / f"{name}.csv"
+        if not new_path.is_file():
+            continue
+        ours, theirs = read(new_path, metric, where, ebrl_agent), read(new_path, metric, where, baseline)
+        seeds = sorted(set(ours) & set(theirs))
+        a, b = np.array([ours[s] for s in seeds]), np.array([theirs[s] for s in seeds])
+        diff = stats.paired_difference_ci(a, b, stats.mean) if len(seeds) > 1 else None
+        rows.append({
+            "experiment": name + (" " + " ".join(f"{k}={v}" for k, v in where.items()) if where else ""),
+            "metric": metric,
+            "agent": f"{ebrl_agent} - {baseline}, new defaults",
+            "seeds": " ".join(map(str, seeds)),
+            "old per seed": " ".join(f"{x:.4g}" for x in b),
+            "new per seed": " ".join(f"{x:.4g}" for x in a),
+            "old mean": float(b.mean()),
+            "new mean": float(a.mean()),
+            "mean difference (new - old)": float((a - b).mean()),
+            "95% CI": "" if diff is None else f"[{diff.low:.4g}, {diff.high:.4g}]",
+            "verdict": "n/a (one seed)" if diff is None else stats.verdict(diff),
+        })
     out_dir = root / "auto_alpha"
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(
@@ -78,6 +99,8 @@ def main(root: Path = RESULTS_ROOT) -> list[dict[str, Any]]:
             "old: results/<experiment>/ (hand-set α: Pendulum 0.5, MultiGoal 1 with reward scale 0.1, CartPole 1; "
             "SoftQ with 32 uniform candidates and 8 Langevin steps). new: results/auto_alpha/<experiment>/. "
             "Same seeds, budgets and evaluation. The baselines' settings did not change.",
+            "Rows 'X - Y, new defaults' compare the ebrl agent with its baseline in the reruns, paired by seed: there "
+            "'old' holds the baseline and 'new' the ebrl agent.",
             "Interval: 95% percentile bootstrap over seeds of the mean paired difference; 'tie' when it includes 0. "
             "With 2-3 seeds these intervals are wide and the bootstrap over so few seeds is optimistic.",
         ),
