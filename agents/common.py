@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv
 
 import ebrl
@@ -34,9 +35,9 @@ def check_action_space(env: GymEnv | str | None, *, algo: str, expected: type[sp
     SB3 itself asserts; this raises ``ValueError`` naming the space instead. A ``Box`` must also have
     finite bounds. Returns the (made) env; ``None`` passes through (loading a model without an env).
     """
-    env = maybe_make_env(env, verbose)
     if env is None:
         return None
+    env = maybe_make_env(env, verbose)
     space = env.action_space
     if not isinstance(space, expected):
         raise ValueError(
@@ -195,8 +196,9 @@ def _set_rng_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
     if "torch_cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
     model.action_space.np_random.bit_generator.state = state["action_space"]
-    if "policy" in state:
-        model.policy.rng.set_state(state["policy"])
+    rng = getattr(model.policy, "rng", None)
+    if "policy" in state and isinstance(rng, PolicyGenerator):
+        rng.set_state(state["policy"])
 
 
 def _sha256(path: Path) -> str:
@@ -233,7 +235,7 @@ def save_run(model: BaseAlgorithm, directory: str | os.PathLike) -> None:
     env = model.get_env()
     if env is None:
         raise ValueError("save_run needs a model with an env (the env's state is part of the run)")
-    if getattr(model, "replay_buffer", None) is None:
+    if not isinstance(model, OffPolicyAlgorithm) or model.replay_buffer is None:
         raise ValueError(f"save_run is for off-policy algorithms with a replay buffer; {type(model).__name__} has none")
     directory = Path(directory)
     if not directory.parent.is_dir():
@@ -307,6 +309,8 @@ def load_run(
     with (directory / "state.pkl").open("rb") as f:
         state = pickle.load(f)
     model = algo.load(directory / "model.zip", env=state["env"], device=device, force_reset=False)
+    if not isinstance(model, OffPolicyAlgorithm):
+        raise CheckpointError(f"'{directory}' holds a {type(model).__name__}, not an off-policy algorithm")
     model.load_replay_buffer(directory / "replay_buffer.pkl")
     _set_rng_state(model, state["rng"])
     return model
@@ -414,6 +418,7 @@ class LearntTemperature:
 
     def _temperature_step(self, entropy: torch.Tensor) -> torch.Tensor:
         """One step of the dual on log α given the batch's entropies ``(B,)``; returns the loss ``()``."""
+        assert isinstance(self.target_entropy, float), "target_entropy is resolved in _setup_temperature"
         loss = self.policy.log_alpha * (entropy.detach().mean() - self.target_entropy)
         if self.alpha_optimizer is not None:
             self.alpha_optimizer.zero_grad()
@@ -425,7 +430,7 @@ class LearntTemperature:
         return ["alpha_optimizer"] if self.alpha_optimizer is not None else []
 
     @classmethod
-    def load(  # type: ignore[no-untyped-def]
+    def load(
         cls,
         path,
         env=None,
@@ -437,7 +442,7 @@ class LearntTemperature:
     ):
         """SB3's ``load``; an ``alpha=`` override is applied to the policy (not only to an attribute)."""
         override = {name: kwargs.pop(name) for name in ("alpha", "target_entropy") if name in kwargs}
-        model = super().load(  # type: ignore[misc]
+        model = super().load(  # type: ignore[misc]  # a mixin: BaseAlgorithm.load follows in the MRO
             path,
             env=env,
             device=device,

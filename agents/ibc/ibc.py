@@ -222,6 +222,7 @@ class IBC:
         training with the same Adam optimizer.
         """
         obs_space, act_space = self.policy.observation_space, self.policy.action_space
+        assert isinstance(obs_space, spaces.Box) and isinstance(act_space, spaces.Box)  # checked at construction
         obs = _as_rows("observations", observations, int(spaces.flatdim(obs_space)), obs_space)
         act = _as_rows("actions", actions, self.policy.box.dim, act_space)
         if obs.shape[0] != act.shape[0]:

@@ -109,7 +109,9 @@ class SoftDQNPolicy(BasePolicy):
         self.energy_net_target.load_state_dict(self.energy_net.state_dict())
         self.energy_net_target.requires_grad_(False)
         self.energy_net_target.train(False)
-        self.optimizer = self.optimizer_class(self.energy_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.energy_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
 
     def make_energy_net(self) -> ActionEnergyNet:
         return ActionEnergyNet(
@@ -127,8 +129,9 @@ class SoftDQNPolicy(BasePolicy):
         e = net(self.extract_features(obs, net.features_extractor))  # (B, K)
         if self.value_prior is None:
             return e
-        flat = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images).flatten(1)  # (B, O)
-        return e - self.value_prior(flat).unsqueeze(1)  # (B, K) - (B, 1): Q = Φ(s) + Q_net(s, a)
+        flat = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+        assert isinstance(flat, Tensor), "a value prior needs Box observations (checked at construction)"
+        return e - self.value_prior(flat.flatten(1)).unsqueeze(1)  # (B, K) - (B, 1): Q = Φ(s) + Q_net(s, a)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> Tensor:
         return self._predict(obs, deterministic=deterministic)

@@ -236,7 +236,9 @@ class SoftQPolicy(BasePolicy):
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.critic_target.train(False)
-        self.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
         self.proposal: SquashedGaussianProposal | None = None
         self.proposal_optimizer: torch.optim.Optimizer | None = None
         self.configure(DEFAULT_SAMPLER, amortized=True)
@@ -252,7 +254,7 @@ class SoftQPolicy(BasePolicy):
             self.proposal = SquashedGaussianProposal(
                 self.make_features_extractor(), act_dim, self.proposal_arch, self.activation
             ).to(self.device)
-            self.proposal_optimizer = self.optimizer_class(
+            self.proposal_optimizer = self.optimizer_class(  # type: ignore[call-arg]
                 self.proposal.parameters(), lr=self.lr_schedule(1), **self.optimizer_kwargs
             )
         elif not amortized:
@@ -286,7 +288,7 @@ class SoftQPolicy(BasePolicy):
         prior = None if self.value_prior is None else copy.deepcopy(self.value_prior)
         return TwinEnergy(self.make_features_extractor(), act_dim, self.critic_arch, self.activation, prior)
 
-    def features(self, obs: PyTorchObs, module: nn.Module) -> Tensor:
+    def features(self, obs: PyTorchObs, module: TwinEnergy | SquashedGaussianProposal) -> Tensor:
         """Observation features ``(B, F)`` from ``module``'s features extractor (a critic or the proposal)."""
         return self.extract_features(obs, module.features_extractor)
 
