@@ -42,6 +42,28 @@ def read(path: Path, metric: str, where: dict[str, str], algo: str) -> dict[int,
     return out
 
 
+def compare(
+    name: str, where: dict[str, str], metric: str, agent: str, new: dict[int, float], old: dict[int, float]
+) -> dict[str, Any]:
+    """One table row: ``new`` against ``old`` (seed -> metric), paired on their common seeds."""
+    seeds = sorted(set(old) & set(new))
+    a, b = np.array([new[s] for s in seeds]), np.array([old[s] for s in seeds])
+    diff = stats.paired_difference_ci(a, b, stats.mean) if len(seeds) > 1 else None
+    return {
+        "experiment": name + (" " + " ".join(f"{k}={v}" for k, v in where.items()) if where else ""),
+        "metric": metric,
+        "agent": agent,
+        "seeds": " ".join(map(str, seeds)),
+        "old per seed": " ".join(f"{x:.4g}" for x in b),
+        "new per seed": " ".join(f"{x:.4g}" for x in a),
+        "old mean": float(b.mean()),
+        "new mean": float(a.mean()),
+        "mean difference (new - old)": float((a - b).mean()),
+        "95% CI": "" if diff is None else f"[{diff.low:.4g}, {diff.high:.4g}]",
+        "verdict": "n/a (one seed)" if diff is None else stats.verdict(diff),
+    }
+
+
 def main(root: Path = RESULTS_ROOT) -> list[dict[str, Any]]:
     rows = []
     for name, metric, where, algos in CASES:
@@ -50,45 +72,13 @@ def main(root: Path = RESULTS_ROOT) -> list[dict[str, Any]]:
             continue
         for algo in algos:
             old, new = read(old_path, metric, where, algo), read(new_path, metric, where, algo)
-            seeds = sorted(set(old) & set(new))
-            if not seeds:
-                continue
-            a, b = np.array([new[s] for s in seeds]), np.array([old[s] for s in seeds])
-            diff = stats.paired_difference_ci(a, b, stats.mean) if len(seeds) > 1 else None
-            rows.append({
-                "experiment": name + (" " + " ".join(f"{k}={v}" for k, v in where.items()) if where else ""),
-                "metric": metric,
-                "agent": algo,
-                "seeds": " ".join(map(str, seeds)),
-                "old per seed": " ".join(f"{x:.4g}" for x in b),
-                "new per seed": " ".join(f"{x:.4g}" for x in a),
-                "old mean": float(b.mean()),
-                "new mean": float(a.mean()),
-                "mean difference (new - old)": float((a - b).mean()),
-                "95% CI": "" if diff is None else f"[{diff.low:.4g}, {diff.high:.4g}]",
-                "verdict": "n/a (one seed)" if diff is None else stats.verdict(diff),
-            })
+            if set(old) & set(new):
+                rows.append(compare(name, where, metric, algo, new, old))
     for name, metric, where, (ebrl_agent, baseline) in CASES:
         new_path = root / "auto_alpha" / name / f"{name}.csv"
-        if not new_path.is_file():
-            continue
-        ours, theirs = read(new_path, metric, where, ebrl_agent), read(new_path, metric, where, baseline)
-        seeds = sorted(set(ours) & set(theirs))
-        a, b = np.array([ours[s] for s in seeds]), np.array([theirs[s] for s in seeds])
-        diff = stats.paired_difference_ci(a, b, stats.mean) if len(seeds) > 1 else None
-        rows.append({
-            "experiment": name + (" " + " ".join(f"{k}={v}" for k, v in where.items()) if where else ""),
-            "metric": metric,
-            "agent": f"{ebrl_agent} - {baseline}, new defaults",
-            "seeds": " ".join(map(str, seeds)),
-            "old per seed": " ".join(f"{x:.4g}" for x in b),
-            "new per seed": " ".join(f"{x:.4g}" for x in a),
-            "old mean": float(b.mean()),
-            "new mean": float(a.mean()),
-            "mean difference (new - old)": float((a - b).mean()),
-            "95% CI": "" if diff is None else f"[{diff.low:.4g}, {diff.high:.4g}]",
-            "verdict": "n/a (one seed)" if diff is None else stats.verdict(diff),
-        })
+        if new_path.is_file():
+            ours, theirs = read(new_path, metric, where, ebrl_agent), read(new_path, metric, where, baseline)
+            rows.append(compare(name, where, metric, f"{ebrl_agent} - {baseline}, new defaults", ours, theirs))
     out_dir = root / "auto_alpha"
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(

@@ -306,12 +306,12 @@ def _next_delta(u: Tensor, remaining: Tensor, rho: float, force: bool) -> Tensor
     return grid.gather(1, k[:, None]).squeeze(1)
 
 
-def _systematic(log_w: Tensor, gen: torch.Generator) -> Tensor:
-    """Systematic resampling: ``(B, N)`` ancestor indices drawn ∝ softmax(log_w) per row."""
-    b, n = log_w.shape
-    cdf = torch.softmax(log_w, dim=1).cumsum(dim=1)  # (B, N)
-    u0 = torch.rand((b, 1), generator=gen, device=log_w.device, dtype=log_w.dtype)
-    points = (torch.arange(n, device=log_w.device, dtype=log_w.dtype)[None, :] + u0) / n  # (B, N)
+def _systematic(w: Tensor, gen: torch.Generator) -> Tensor:
+    """Systematic resampling: ``(B, N)`` ancestor indices drawn ∝ the normalised weights ``w (B, N)`` per row."""
+    b, n = w.shape
+    cdf = w.cumsum(dim=1)  # (B, N)
+    u0 = torch.rand((b, 1), generator=gen, device=w.device, dtype=w.dtype)
+    points = (torch.arange(n, device=w.device, dtype=w.dtype)[None, :] + u0) / n  # (B, N)
     idx = torch.searchsorted(cdf.contiguous(), (points * cdf[:, -1:]).contiguous())
     return idx.clamp_max(n - 1)
 
@@ -323,13 +323,13 @@ def _gather(t: Tensor, idx: Tensor) -> Tensor:
     return t.gather(1, idx[:, :, None].expand(-1, -1, t.shape[2]))
 
 
-def _spread(x: Tensor, log_w: Tensor, floor: Tensor) -> Tensor:
-    """Weighted standard deviation per state and dimension ``(B, 1, A)``.
+def _spread(x: Tensor, w: Tensor, floor: Tensor) -> Tensor:
+    """Standard deviation per state and dimension ``(B, 1, A)`` under the normalised weights ``w (B, N)``.
 
     At least ``floor (A,)`` and 1e-3 of the unweighted spread: when the weights fall on one particle, the
     weighted spread is 0 and would freeze the moves; the step-size adaptation then shrinks the step from there.
     """
-    w = torch.softmax(log_w, dim=1)[:, :, None]  # (B, N, 1)
+    w = w[:, :, None]  # (B, N) -> (B, N, 1)
     mean = (w * x).sum(dim=1, keepdim=True)  # (B, 1, A)
     var = (w * (x - mean).square()).sum(dim=1, keepdim=True)  # (B, 1, A)
     cloud = x.std(dim=1, keepdim=True)  # (B, 1, A), unweighted
@@ -390,12 +390,13 @@ def _run(
             log_z = log_z + torch.logsumexp(lw, dim=1) - log_n
         if last:
             beta_before_last = beta
-        ess = torch.exp(2 * torch.logsumexp(lw, dim=1) - torch.logsumexp(2 * lw, dim=1)) / n  # (B,)
+        w = torch.softmax(lw, dim=1)  # (B, N), the normalised weights, used four ways below
+        ess = 1 / (n * w.square().sum(dim=1))  # (B,), as a fraction of the particles
         if last and cfg.n_moves == 0:  # E_π[U] by self-normalised weights: less noisy than after resampling
-            mean_u = (torch.softmax(lw, dim=1) * u).sum(dim=1)
+            mean_u = (w * u).sum(dim=1)
         min_ess = torch.minimum(min_ess, ess)
-        scale = _spread(x, lw, floor)  # (B, 1, A), the spread of π at the new β
-        idx = _systematic(lw, gen)  # (B, N)
+        scale = _spread(x, w, floor)  # (B, 1, A), the spread of π at the new β
+        idx = _systematic(w, gen)  # (B, N)
         idx = torch.where((delta > 0)[:, None], idx, torch.arange(n, device=device)[None, :])
         x, u = _gather(x, idx), _gather(u, idx)
         grad = _gather(grad, idx) if grad is not None else None
