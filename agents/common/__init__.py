@@ -1,0 +1,32 @@
+"""Pieces shared by the ebrl agents: action-space checks, finite transitions and losses, the
+sampling generator that is seeded through SB3's ``seed=`` but never pickled, ``save_run`` /
+``load_run``, which stop and resume a training run exactly, and the temperature.
+
+Each algorithm folder imports only this package and ``ebrl``, never another algorithm.
+"""
+
+from __future__ import annotations
+
+from agents.common.checks import (
+    check_action_space,
+    check_finite_loss,
+    check_finite_transition,
+    check_value_prior,
+)
+from agents.common.generator import PolicyGenerator
+from agents.common.runs import RUN_FILES, load_run, save_run
+from agents.common.temperature import LearntTemperature, check_target_entropy, parse_alpha
+
+__all__ = [
+    "RUN_FILES",
+    "LearntTemperature",
+    "PolicyGenerator",
+    "check_action_space",
+    "check_finite_loss",
+    "check_finite_transition",
+    "check_target_entropy",
+    "check_value_prior",
+    "load_run",
+    "parse_alpha",
+    "save_run",
+]
