@@ -38,13 +38,13 @@ def test_docs_build_strict_has_every_page(site: Path):
 
 def test_docs_results_tables_are_generated_from_results_files(site: Path):
     # A row of the committed table must appear in the algorithm page, verbatim from results/.
-    table = (ROOT / "results/classic_discrete/classic_discrete.md").read_text(encoding="utf-8")
+    table = (ROOT / "results/classic_discrete_history/classic_discrete.md").read_text(encoding="utf-8")
     row = next(line for line in table.splitlines() if line.startswith("| CartPole-v1 | SoftDQN |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     html = (site / "algorithms/softdqn/index.html").read_text(encoding="utf-8")
     text = re.sub(r"<[^>]+>", " ", html)
     assert all(cell in text for cell in cells[:6]), f"row {cells} not found in the SoftDQN page"
-    assert (site / "results/classic_discrete/classic_discrete.csv").is_file()
+    assert (site / "results/classic_discrete_history/classic_discrete.csv").is_file()
 
 
 def test_docs_api_reference_renders_docstrings(site: Path):
