@@ -7,10 +7,14 @@ Two measurements, each for 1, 16 and 1,024 states per call:
      importance-resampled towards π, then MALA moves);
    - ``SoftQ stochastic, no proposal``: tempered SMC from the uniform box (``amortized=False``);
    - ``SoftQ deterministic``: the best of the proposal's mean and 15 fixed-seed draws;
+   - ``SoftQ stochastic, proposal`` and ``SoftQ deterministic, proposal`` (``sampler="proposal"``): the
+     proposal network alone, one draw of q(·|s) or its mode tanh(μ(s)), as soft Q-learning's amortised
+     sampler acts;
    - ``old stochastic`` and ``old deterministic``: the sampler these replaced (32 uniform candidates
      resampled ∝ exp(-E/α), then 8 Langevin steps of 0.01 in energy units; 256 candidates and 20 sign-gradient
      steps), rebuilt here from ``ebrl.samplers.Langevin`` as the baseline;
-   - ``SAC actor``: SB3 SAC's squashed-Gaussian actor forward.
+   - ``SAC actor`` and ``SAC actor, deterministic``: SB3 SAC's squashed-Gaussian actor forward, the baseline of
+     every ratio (``x_sac_latency``: against the stochastic forward).
 2. **Error** of the new and old stochastic samplers against the exact Boltzmann policy of
    Q(s, a) = -k/2 ‖a - 0.3‖² in 6-D at α = 0.5 (a product of truncated normals), for k = 5, 50, 500 and
    5,000: the largest per-dimension error of the mean and of the standard deviation, over at least 1,024
@@ -108,9 +112,13 @@ def latency_rows(args: Args, device: torch.device) -> list[dict[str, Any]]:
     uniform = SoftQPolicy(obs_space, act_space, lambda _: 3e-4, net_arch=net_arch).to(device)
     uniform.configure(ActionSampler(), amortized=False)
     uniform.load_state_dict(softq.state_dict(), strict=False)
+    fast = SoftQPolicy(obs_space, act_space, lambda _: 3e-4, net_arch=net_arch).to(device)
+    fast.configure("proposal", amortized=True)
+    fast.load_state_dict(softq.state_dict())
     sac = SACPolicy(obs_space, act_space, lambda _: 3e-4, net_arch=net_arch).to(device)
     softq.rng.reseed(args.seed)
     uniform.rng.reseed(args.seed)
+    fast.rng.reseed(args.seed)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     old_mode = ContinuousBoltzmannPolicy(ActionBox.symmetric(args.act_dim), mode_steps=20)
 
@@ -122,9 +130,12 @@ def latency_rows(args: Args, device: torch.device) -> list[dict[str, Any]]:
             "SoftQ stochastic": lambda: softq._predict(obs, deterministic=False),  # noqa: B023
             "SoftQ stochastic, no proposal": lambda: uniform._predict(obs, deterministic=False),  # noqa: B023
             "SoftQ deterministic": lambda: softq._predict(obs, deterministic=True),  # noqa: B023
+            "SoftQ stochastic, proposal": lambda: fast._predict(obs, deterministic=False),  # noqa: B023
+            "SoftQ deterministic, proposal": lambda: fast._predict(obs, deterministic=True),  # noqa: B023
             "old stochastic": lambda: old_stochastic(softq.critic, feats, args.act_dim, OLD_ALPHA, gen),  # noqa: B023
             "old deterministic": lambda: old_mode.mode(softq.critic, feats, generator=gen),  # noqa: B023
             "SAC actor": lambda: sac.actor(obs, deterministic=False),  # noqa: B023
+            "SAC actor, deterministic": lambda: sac.actor(obs, deterministic=True),  # noqa: B023
         }
         for name, fn in candidates.items():
             with torch.no_grad():

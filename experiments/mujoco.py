@@ -64,6 +64,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from agents import SoftQ, load_run, save_run
+from ebrl.rl import ActionSampler
 from experiments._common import (
     environment_info,
     parse_args,
@@ -103,9 +104,16 @@ SAC_CONFIG: dict[str, Any] = dict(
 SHARED = ("learning_rate", "buffer_size", "batch_size", "tau", "gamma", "train_freq", "gradient_steps")
 """SAC's settings that SoftQ takes as well (with ``learning_starts``)."""
 
-SOFTQ_CONFIG: dict[str, Any] = {}
-"""SoftQ's own settings (keyword arguments of ``agents.SoftQ``), on top of ``SHARED``; empty: its defaults.
-Set once, from the tuning seeds, before the held-out runs."""
+SOFTQ_CONFIG: dict[str, Any] = dict(
+    sampler="proposal",
+    value_sampler=ActionSampler(n_particles=2, n_levels=1, n_moves=0),
+)
+"""SoftQ's own settings (keyword arguments of ``agents.SoftQ``), on top of ``SHARED``: the one configuration
+reported on the held-out seeds, fixed before any held-out run. It was chosen a priori for the wall-clock target,
+not by returns on the tuning seeds (no tuning run at 50,000 steps was affordable): acting by the proposal network
+alone (``sampler="proposal"``, as fast as SAC's actor; the default tempered SMC costs ~80x SAC's actor per
+action), and the soft value importance-sampled from 2 proposal draws (training steps ~1.2x SAC's CPU time; the
+default 8 draws cost ~1.8x). The temperature is learnt (``alpha="auto"``, target entropy -A), as SAC's."""
 
 ALGOS = ("SAC", "SoftQ")
 ALGO_CLASSES: dict[str, type[BaseAlgorithm]] = {"SAC": SAC, "SoftQ": SoftQ}

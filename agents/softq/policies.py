@@ -15,6 +15,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
 from agents.common import PolicyGenerator, check_value_prior
+from ebrl._checks import DivergenceError
 from ebrl.energy import StateActionEnergy
 from ebrl.energy.nets import ACTIVATIONS
 from ebrl.rl import ActionBox, ActionSampler, ContinuousBoltzmannPolicy, PolicySample
@@ -39,6 +40,14 @@ DEFAULT_SAMPLER = ActionSampler(n_particles=16, n_levels=2, n_moves=1)
 
 UNIFORM_SAMPLER = ACT_SAMPLER
 """Acting without a proposal (``amortized=False``): tempered SMC from the uniform box, ``ebrl.rl``'s default."""
+
+PROPOSAL = "proposal"
+"""``sampler="proposal"``: act with the amortised proposal alone, as soft Q-learning's amortised sampler does
+(Haarnoja et al. 2017): a stochastic action is one draw from q(·|s), a deterministic one its mode tanh(μ(s)).
+As cheap as SAC's actor; the actions follow q, the reverse-KL fit to π, rather than π itself."""
+
+Acting = ActionSampler | str
+"""What acts: an ``ActionSampler`` (draws from π) or ``PROPOSAL``."""
 
 
 class TwinEnergy(nn.Module):
@@ -131,6 +140,12 @@ class SquashedGaussianProposal(nn.Module):
         log_det = 2 * (math.log(2) - z - F.softplus(-2 * z)) + math.log(INSIDE)  # (B, n, A)
         return INSIDE * torch.tanh(z), (log_n - log_det).sum(dim=-1)
 
+    def draw(self, features: Tensor, generator: torch.Generator) -> Tensor:
+        """One draw per state, ``(B, A)``, without its density (acting)."""
+        mu, log_std = self.params(features)  # (B, A)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return INSIDE * torch.tanh(mu + log_std.exp() * eps)
+
     def mean_action(self, features: Tensor) -> Tensor:
         """INSIDE·tanh(μ(s)), ``(B, A)``."""
         return INSIDE * torch.tanh(self.params(features)[0])
@@ -140,6 +155,17 @@ class SquashedGaussianProposal(nn.Module):
         g = torch.Generator(device=features.device).manual_seed(MODE_SEED)
         draws, _ = self.rsample(features, n - 1, g)  # (B, n-1, A)
         return torch.cat([self.mean_action(features)[:, None], draws], dim=1)
+
+
+def check_acting(sampler: object, *, amortized: bool) -> None:
+    """Refuse a ``sampler`` that is neither an ``ActionSampler`` nor ``"proposal"`` (which needs a proposal)."""
+    if isinstance(sampler, ActionSampler):
+        return
+    if sampler == PROPOSAL:
+        if not amortized:
+            raise ValueError('sampler="proposal" acts with the proposal network, which needs amortized=True')
+        return
+    raise TypeError(f'sampler must be an ebrl.rl.ActionSampler or "proposal", got {sampler!r}')
 
 
 def split_net_arch(net_arch: list[int] | dict[str, list[int]]) -> tuple[list[int], list[int]]:
@@ -243,12 +269,14 @@ class SoftQPolicy(BasePolicy):
         self.proposal_optimizer: torch.optim.Optimizer | None = None
         self.configure(DEFAULT_SAMPLER, amortized=True)
 
-    def configure(self, sampler: ActionSampler, *, amortized: bool) -> None:
-        """Set the acting sampler, and build (or drop) the amortised proposal and its optimiser."""
-        if not isinstance(sampler, ActionSampler):
-            raise TypeError(f"sampler must be an ebrl.rl.ActionSampler, got {type(sampler).__name__}")
+    def configure(self, sampler: Acting, *, amortized: bool) -> None:
+        """Set what acts (an ``ActionSampler``, or ``"proposal"``: the proposal network alone), and build (or
+        drop) the amortised proposal and its optimiser."""
+        check_acting(sampler, amortized=amortized)
         box = ActionBox.symmetric(int(self.action_space.shape[0]))
-        self.boltzmann = ContinuousBoltzmannPolicy(box, sampler=sampler)
+        self.act_with_proposal = sampler == PROPOSAL
+        acting = sampler if isinstance(sampler, ActionSampler) else ACT_SAMPLER  # mode() of "proposal" is unused
+        self.boltzmann = ContinuousBoltzmannPolicy(box, sampler=acting)
         if amortized and self.proposal is None:
             act_dim = int(self.action_space.shape[0])
             self.proposal = SquashedGaussianProposal(
@@ -302,6 +330,8 @@ class SoftQPolicy(BasePolicy):
         return self._predict(obs, deterministic=deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> Tensor:
+        if self.act_with_proposal:
+            return self._predict_proposal(observation, deterministic)
         feats = self.features(observation, self.critic)  # (B, F)
         if deterministic and self.proposal is not None:
             # the lowest-energy of the proposal's mean and draws: one batched evaluation, and it finds the better
@@ -321,6 +351,22 @@ class SoftQPolicy(BasePolicy):
         )
         self.last_diagnostics = out
         return out.actions[:, 0]  # (B, 1, A) -> (B, A)
+
+    def _predict_proposal(self, observation: PyTorchObs, deterministic: bool) -> Tensor:
+        """An action of the proposal alone, ``(B, A)``: its mode, or one draw with the policy's generator."""
+        assert self.proposal is not None  # configure() refuses "proposal" without one
+        feats = self.features(observation, self.proposal)  # (B, F)
+        if deterministic:
+            act = self.proposal.mean_action(feats)  # (B, A)
+        else:
+            act = self.proposal.draw(feats, self.rng.get(feats.device))  # (B, A)
+        if not bool(torch.isfinite(act).all()):  # one host synchronisation; predict reads the action anyway
+            raise DivergenceError(
+                "SoftQ: the proposal network returned a non-finite action; its weights have diverged "
+                "(lower learning_rate or rescale the rewards)"
+            )
+        self.last_diagnostics = None
+        return act
 
     def set_training_mode(self, mode: bool) -> None:
         self.critic.train(mode)

@@ -19,11 +19,13 @@ from agents.common import LearntTemperature, check_action_space, check_finite_lo
 from agents.softq.policies import (
     DEFAULT_SAMPLER,
     UNIFORM_SAMPLER,
+    Acting,
     CnnPolicy,
     MlpPolicy,
     MultiInputPolicy,
     SoftQPolicy,
     TwinEnergy,
+    check_acting,
 )
 from ebrl._checks import DivergenceError, check_positive
 from ebrl.rl import ActionSampler
@@ -74,8 +76,10 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         target_entropy: H̄ for a learnt α, in nats on the scaled box; ``"auto"`` = -A.
         reward_scale: multiplies the rewards in the target, > 0 (only α/reward_scale shapes the policy).
         amortized: train a proposal network and sample from it (see above).
-        sampler: the ``ActionSampler`` that acts; default ``DEFAULT_SAMPLER`` with a proposal, tempered SMC
-            from the uniform box (``ActionSampler()``) without.
+        sampler: what acts: an ``ActionSampler`` drawing from π, default ``DEFAULT_SAMPLER`` with a proposal,
+            tempered SMC from the uniform box (``ActionSampler()``) without; or ``"proposal"``: the proposal
+            network alone, as soft Q-learning's amortised sampler (one draw of q, or its mode tanh(μ) when
+            deterministic): as fast as SAC's actor, but its actions follow q, a unimodal fit to π.
         value_sampler: the ``ActionSampler`` of the target's soft value and of the entropy estimate; default
             ``DEFAULT_VALUE_SAMPLER`` (8 proposal draws, importance sampling) or, without a proposal,
             ``UNIFORM_VALUE_SAMPLER``.
@@ -114,7 +118,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         target_entropy: float | str = "auto",
         reward_scale: float = 1.0,
         amortized: bool = True,
-        sampler: ActionSampler | None = None,
+        sampler: Acting | None = None,
         value_sampler: ActionSampler | None = None,
         value_prior: StatePrior | None = None,
         stats_window_size: int = 100,
@@ -129,9 +133,11 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         check_positive("reward_scale", reward_scale)
         if not isinstance(amortized, bool):
             raise TypeError(f"amortized must be a bool, got {type(amortized).__name__}")
-        for name, value in (("sampler", sampler), ("value_sampler", value_sampler)):
-            if value is not None and not isinstance(value, ActionSampler):
-                raise TypeError(f"{name} must be an ebrl.rl.ActionSampler or None, got {type(value).__name__}")
+        if sampler is not None:
+            check_acting(sampler, amortized=amortized)
+        if value_sampler is not None and not isinstance(value_sampler, ActionSampler):
+            got = type(value_sampler).__name__
+            raise TypeError(f"value_sampler must be an ebrl.rl.ActionSampler or None, got {got}")
         clash = sorted(set(policy_kwargs or {}) & set(_POLICY_SETTINGS))
         if clash:
             raise ValueError(f"pass {clash} to SoftQ(...) directly, not in policy_kwargs")
@@ -181,6 +187,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         self.policy.configure(self.sampler, amortized=self.amortized)
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
+        self.critic_params = [p for p in self.critic.parameters() if p.requires_grad]  # not a frozen value prior
         # running statistics (batch norm) are copied to the target, as SAC does: they are buffers, not parameters
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
@@ -251,10 +258,14 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
             if proposal is not None and self.policy.proposal_optimizer is not None:
                 feats = self.policy.features(data.observations, proposal)  # (B, F)
                 act, log_q = proposal.rsample(feats, 1, generator)  # (B, 1, A), (B, 1)
-                e = self.critic(obs.detach(), act)  # (B, 1): max_i E_i (critic gradients are zeroed before use)
+                for p in self.critic_params:  # the gradient flows to the action only: no critic weight gradients
+                    p.requires_grad_(False)
+                e = self.critic(obs.detach(), act)  # (B, 1): max_i E_i
                 proposal_loss = (alpha * log_q + e).mean()  # reverse KL to π, times α (SAC's actor loss)
                 self.policy.proposal_optimizer.zero_grad()
                 proposal_loss.backward()
+                for p in self.critic_params:
+                    p.requires_grad_(True)
                 self.policy.proposal_optimizer.step()
 
             alpha_loss = self._temperature_step(nxt.entropy)
@@ -325,7 +336,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "critic", "critic_target"]
+        return [*super()._excluded_save_params(), "critic", "critic_target", "critic_params"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         names = ["policy", "policy.optimizer"]
