@@ -370,3 +370,45 @@ def test_softdqn_learns_the_soft_optimal_policy_from_two_subprocess_envs():
         e = model.policy.energies(torch.zeros(1, 1))
         p = model.policy.boltzmann.probs(e, alpha=model.policy.alpha_tensor)[0].numpy()
     assert p[0] > 0.35 and p[2] > 0.35 and p[1] < 0.1, p
+
+
+class ThreeActionEnv(gym.Env):
+    """2-D observations, 3-D actions in [-1, 1]^3: the energy-plot slice of a model with more than 2 actions."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), 0.0, False, True, {}
+
+
+def test_energy_plot_slices_a_softq_with_more_actions_through_its_deterministic_action(tmp_path, capsys):
+    from agents import SoftQ
+    from ebrl.cli.energy_plot import action_energy_slice
+
+    model = SoftQ("MlpPolicy", ThreeActionEnv(), policy_kwargs=dict(net_arch=[16]), seed=0)
+    obs = np.array([0.2, -0.4], dtype=np.float32)
+    coords, e = action_energy_slice(model, obs, 5, (2, 0))
+    assert coords.shape == (25, 2) and e.shape == (25,) and torch.isfinite(e).all()
+    # the held dimension (1) is the deterministic action's; dimensions 2 and 0 take the grid's coordinates
+    with torch.no_grad():
+        obs_t, _ = model.policy.obs_to_tensor(obs)
+        base = model.policy._predict(obs_t, deterministic=True)[0]  # (3,)
+        acts = base.repeat(25, 1)
+        acts[:, 2], acts[:, 0] = coords[:, 0], coords[:, 1]
+        expected = model.policy.critic(model.policy.features(obs_t, model.policy.critic), acts[None])[0]
+    torch.testing.assert_close(e, expected)
+    path = tmp_path / "m.zip"
+    model.save(path)
+    png = tmp_path / "slice.png"
+    code, out, _ = run(capsys, "energy-plot", "--model", str(path), "--obs", "0.2", "-0.4", "--grid", "6",
+                       "--dims", "2", "0", "--out", str(png))
+    assert code == 0 and png.stat().st_size > 0 and "deterministic action" in out
+    code, _, err = run(capsys, "energy-plot", "--model", str(path), "--obs", "0", "0", "--dims", "3", "--out",
+                       str(png))
+    assert_user_error(code, err, "--dims", "[0, 3)")
