@@ -5,7 +5,9 @@ Each experiment script (``experiments/<name>.py``, except this one, ``sweep``, `
 other; a failing script is reported and the others still run. ``RESULTS.md`` then gathers, per
 experiment, the setting and the baseline (the first line of the script's docstring), every
 Markdown table the script wrote (each carries its configuration, seeds, versions and device) and
-its plots. The run log (script, exit status, seconds) goes to ``results/all/``.
+its plots. The run log (script, exit status, seconds) goes to ``results/all/``. A folder holding a
+``HISTORY.md`` is history (runs made before the script fixed its protocol): its section says so first.
+The README's results table is then recomputed from the per-seed rows (``experiments/_headlines.py``).
 
 ``--quick`` runs write everything under ``results/quick/`` instead (the scripts' tables, the run
 log, and ``results/quick/RESULTS.md``), so a smoke run never overwrites a full result.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments._common import RESULTS_ROOT, environment_info, parse_args, results_dir, write_table
+from experiments._headlines import update_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP = {"all", "stats", "sweep", "compare_auto_alpha"}
@@ -119,7 +122,9 @@ def build_results(results_root: Path = RESULTS_ROOT, out: Path = ROOT / "RESULTS
             lines += [f"A supplementary run of `experiments.{base}` (other settings or seeds: its configuration "
                       "below and the README say how it was made).", ""]
         main_stem = base or name
-        tables = sorted(folder.rglob("*.md"), key=lambda p: (p.stem != main_stem, p.relative_to(folder).as_posix()))
+        # HISTORY.md (why these runs are history, not results) first, then the main table, then the others.
+        tables = sorted(folder.rglob("*.md"), key=lambda p: (p.name != "HISTORY.md", p.stem != main_stem,
+                                                            p.relative_to(folder).as_posix()))
         for table in tables:  # the main table first
             lines += [_demote(table.read_text(encoding="utf-8").strip(), 2), ""]
         for png in sorted(folder.rglob("*.png")):
@@ -144,6 +149,9 @@ def main(args: Args) -> Path:
         )
     out = build_results(root, ROOT / "RESULTS.md" if root == RESULTS_ROOT else root / "RESULTS.md")
     print(f"Wrote {out}")
+    if root == RESULTS_ROOT:
+        changed = update_readme(ROOT / "README.md", root)
+        print("README.md results table " + ("rewritten" if changed else "unchanged"))
     return out
 
 

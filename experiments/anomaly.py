@@ -17,9 +17,10 @@ AUROC treats inliers as the positive class and uses ``score_samples`` (higher = 
 Every hyperparameter is fixed before looking at any test set, or chosen on the training inliers
 only: ``covariance="auto"`` picks the Gaussian's covariance estimator (Ledoit-Wolf shrinkage,
 factor analysis or probabilistic PCA with 1, 2, 4, ... factors) by 5-fold cross-validated
-log-likelihood of the training inliers. One configuration is marked ``[post hoc]``: the
-probabilistic-PCA family (rank still chosen by cross-validated likelihood) was added after
-seeing its test AUROC on digits for seeds 0 and 1, so its figures are not a clean test result.
+log-likelihood of the training inliers. Configurations marked ``[post hoc]`` are not clean test results:
+the probabilistic-PCA family (rank still chosen by cross-validated likelihood) was added after seeing its
+test AUROC on digits for seeds 0 and 1, and ``covariance="auto"`` has included that family among its
+candidates since, so every row that uses ``"auto"`` is post hoc too. Ledoit-Wolf is the a-priori Gaussian.
 The MLP settings (σ = 0.5 in standardised units, widths, epochs) were fixed a priori; features
 are standardised for the MLPs (their σ is in standardised units) and not for the Gaussian on
 digits (every pixel has the same units; standardising would blow up near-constant border
@@ -90,7 +91,9 @@ def methods(args: Args, benchmark: str) -> dict[str, Scorer]:
         return -np.square(residual).sum(1)
 
     energies = {
-        "ebrl gaussian, covariance=auto (CV)": ebrl(energy="gaussian", covariance="auto", standardize=gaussian_std),
+        "ebrl gaussian, covariance=auto (CV) [post hoc]": ebrl(
+            energy="gaussian", covariance="auto", standardize=gaussian_std
+        ),
         "ebrl gaussian, Ledoit-Wolf": ebrl(energy="gaussian", covariance="shrunk", standardize=gaussian_std),
         "ebrl gaussian, ppca (rank by CV) [post hoc]": ebrl(
             energy="gaussian", covariance="ppca", n_factors="auto", standardize=gaussian_std
@@ -99,7 +102,7 @@ def methods(args: Args, benchmark: str) -> dict[str, Scorer]:
     if args.mlp:
         energies |= {
             "ebrl mlp + dsm": ebrl(energy="mlp", objective="dsm", sigma=args.dsm_sigma, epochs=args.dsm_epochs, **mlp),
-            "ebrl residual (gaussian auto + mlp) + dsm": ebrl(
+            "ebrl residual (gaussian auto + mlp) + dsm [post hoc]": ebrl(
                 energy="residual", covariance="auto", objective="dsm", sigma=args.dsm_sigma, epochs=args.dsm_epochs,
                 **mlp,
             ),
@@ -209,7 +212,9 @@ def main(args: Args) -> list[dict[str, Any]]:
         "Hyperparameters: fixed a priori, except covariance='auto' (and n_factors='auto'), which pick the covariance "
         "estimator (and rank) by 5-fold cross-validated log-likelihood of the training inliers (never the test set). "
         "[post hoc]: the PPCA family was added after seeing its digits test AUROC on seeds 0-1; its rank is chosen "
-        "by cross-validated likelihood, but the family choice is not blind.",
+        "by cross-validated likelihood, but the family choice is not blind; covariance='auto' includes that family "
+        "among its candidates, so its rows are post hoc as well. Tables written before these labels existed name "
+        "the auto rows without '[post hoc]'; they are post hoc all the same.",
     )
     write_table(out_dir, args.name, summary, title="Anomaly detection: AUROC", config=args, info=info, notes=notes)
     write_table(out_dir, f"{args.name}_runs", runs, title="Anomaly detection: every seed and task", config=args,

@@ -13,11 +13,11 @@ Anything else fails the test: a NaN result, an error from deep inside torch (a `
 from a matmul, an ``IndexError``), or a message that does not say which argument is wrong.
 
 Every case tried is counted per entry point, in one counter shared by the test modules of a
-process. At the end of the session ``tests/conftest.py`` writes the counts to
-``results/reliability/bad_inputs.json`` (``bad_inputs.<worker>.json`` under pytest-xdist, one file
-per worker, to be summed). To get the counts in one file::
+process. At the end of the session ``tests/conftest.py`` writes the counts to ``bad_inputs.json``
+(``bad_inputs.<worker>.json`` under pytest-xdist, one file per worker, to be summed) in pytest's
+temporary folder, or in ``$EBRL_BAD_INPUT_COUNTS`` when set. To get the counts in one file::
 
-    python -m pytest tests/test_bad_inputs_*.py -n 0 -q
+    EBRL_BAD_INPUT_COUNTS=results/reliability python -m pytest tests/test_bad_inputs_*.py -n 0 -q
     cat results/reliability/bad_inputs.json
 
 Hypothesis runs with ``derandomize=True``, so the cases, and therefore the counts, are the same on

@@ -11,16 +11,31 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots render to files, never to a screen
 
+from pathlib import Path
+
+import _bad_inputs
 import pytest
 import torch
-from _bad_inputs import write_counts
 
 if os.environ.get("PYTEST_XDIST_WORKER") or os.cpu_count() == 1:
     torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _bad_input_counts():
-    """Write the bad-input tests' case counts at the end of the session (see ``tests/_bad_inputs.py``)."""
+def _sb3_logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory):
+    """SB3's ``learn`` makes a log folder (``$SB3_LOGDIR``, else a new ``/tmp/SB3-<date>``): keep it in pytest's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bad_input_counts(tmp_path_factory: pytest.TempPathFactory):
+    """Write the bad-input tests' case counts at the end of the session (see ``tests/_bad_inputs.py``).
+
+    Into pytest's temporary folder, as every test writes; ``EBRL_BAD_INPUT_COUNTS=DIR`` asks for them in ``DIR``.
+    """
+    wanted = os.environ.get("EBRL_BAD_INPUT_COUNTS")
+    _bad_inputs.RESULTS = Path(wanted) if wanted else tmp_path_factory.getbasetemp() / "bad_input_counts"
     yield
-    write_counts()
+    _bad_inputs.write_counts()

@@ -36,3 +36,26 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
             exec(compile(block, f"README.md[python block {i}]", "exec"), namespace)
         except Exception as exc:  # re-raise with the block, so a failure says which snippet broke
             raise AssertionError(f"README python block {i} failed:\n{block}") from exc
+
+
+def test_readme_results_table_is_computed_from_the_results_folder():
+    from experiments._headlines import END, START, render
+
+    text = README.read_text(encoding="utf-8")
+    assert START in text and END in text, "README.md must hold the generated results table between its markers"
+    assert render(text) == text, (
+        "README.md's results table differs from what experiments/_headlines.py computes from results/: "
+        "run `python -m experiments.all --no-run`"
+    )
+
+
+def test_headline_verdict_is_a_tie_when_the_interval_includes_zero(tmp_path):
+    from experiments._headlines import render, verdict
+    from experiments.stats import Interval
+
+    assert verdict(Interval(0.5, -0.1, 1.0, 0.95)).startswith("tie")
+    assert verdict(Interval(0.5, 0.1, 1.0, 0.95)).startswith("ahead")
+    assert verdict(Interval(-0.5, -1.0, -0.1, 0.95)).startswith("behind")
+    assert verdict(Interval(-0.5, -1.0, -0.1, 0.95), higher_is_better=False).startswith("ahead")
+    with pytest.raises(ValueError, match="headlines"):
+        render("no markers here", tmp_path)
