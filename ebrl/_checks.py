@@ -54,16 +54,49 @@ def check_has_data(name: str, x: Tensor) -> Tensor:
     return x
 
 
+def device_mismatch(name: str, device: torch.device, expected: torch.device, *, who: str) -> ValueError | None:
+    """The error for ``name`` on ``device`` where ``expected`` (the device of ``who``) is required; ``None`` if equal.
+
+    It takes devices, not tensors, so that its logic runs on a CPU-only machine: ``torch.device("cuda")`` needs no
+    GPU. :func:`check_like` raises what it returns.
+    """
+    if device == expected:
+        return None
+    return ValueError(
+        f"{name} is on device '{device}', expected '{expected}' (the device of {who}); move one to "
+        f"the other (e.g. {name}.to('{expected}'))"
+    )
+
+
+def devices_disagree(devices: dict[str, torch.device], *, what: str) -> ValueError | None:
+    """The error naming each of ``devices`` (argument name -> device) when they are not all one; ``None`` if one."""
+    if len(set(devices.values())) <= 1:
+        return None
+    listed = ", ".join(f"{name} on '{device}'" for name, device in devices.items())
+    return ValueError(f"expected {what} on one device, got {listed}")
+
+
+def generator_mismatch(generator_device: torch.device, device: torch.device) -> ValueError | None:
+    """The error for a generator on ``generator_device`` drawing samples on ``device``; ``None`` if the types match.
+
+    Devices, not tensors and generators, so that the logic runs on a CPU-only machine; see :func:`check_generator`.
+    """
+    if generator_device.type == device.type:
+        return None
+    return ValueError(
+        f"generator is on device '{generator_device}' but the samples are on '{device}'; "
+        f"create it with torch.Generator(device='{device.type}')"
+    )
+
+
 def check_like(name: str, x: Tensor, like: Tensor, *, who: str) -> Tensor:
     """Require ``x`` on the device and with the dtype of ``like`` (e.g. a module's parameters). Free: no sync.
 
     Under ``torch.autocast`` for ``x``'s device the dtype may differ (autocast casts it).
     """
-    if x.device != like.device:
-        raise ValueError(
-            f"{name} is on device '{x.device}', expected '{like.device}' (the device of {who}); move one to "
-            f"the other (e.g. {name}.to('{like.device}'))"
-        )
+    error = device_mismatch(name, x.device, like.device, who=who)
+    if error is not None:
+        raise error
     if x.dtype != like.dtype and not torch.is_autocast_enabled(x.device.type):
         raise TypeError(
             f"{name} has dtype {x.dtype}, expected {like.dtype} (the dtype of {who}); convert one to the "
@@ -225,11 +258,9 @@ def check_generator(generator: torch.Generator | None, device: torch.device) -> 
         return
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    if generator.device.type != device.type:
-        raise ValueError(
-            f"generator is on device '{generator.device}' but the samples are on '{device}'; "
-            f"create it with torch.Generator(device='{device.type}')"
-        )
+    error = generator_mismatch(generator.device, device)
+    if error is not None:
+        raise error
 
 
 def resolve_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:

@@ -318,3 +318,43 @@ def update_readme(path: Path = ROOT / "README.md", root: Path = RESULTS_ROOT) ->
     if new != old:
         path.write_text(new, encoding="utf-8")
     return new != old
+
+
+def pendulum_pooled(root: Path) -> list[dict[str, object]]:
+    """Pendulum-v1 at the earlier defaults, seeds 0-5 pooled from the three folders that hold them: per seed, then
+    each agent's mean final return (95% bootstrap CI), the paired difference SoftQ - SAC and the wall-clock ratio."""
+    folders = ("pendulum/pendulum.csv", "pendulum_seeds_3_4/pendulum/pendulum.csv",
+               "pendulum_seed_5/pendulum/pendulum.csv")
+    table = [r for name in folders for r in rows(root / name) if r["seed"].isdigit()]
+    ret = {a: by_seed([r for r in table if r["algo"] == a], "final_return") for a in ("SoftQ", "SAC")}
+    sec = {a: by_seed([r for r in table if r["algo"] == a], "train_seconds") for a in ("SoftQ", "SAC")}
+    seeds, diff = paired(ret["SoftQ"], ret["SAC"])
+    out: list[dict[str, object]] = [
+        {"seed": s, "SoftQ": fmt(ret["SoftQ"][s]), "SAC": fmt(ret["SAC"][s]),
+         "SoftQ - SAC": fmt(ret["SoftQ"][s] - ret["SAC"][s]),
+         "wall-clock ratio SoftQ / SAC": f"{sec['SoftQ'][s] / sec['SAC'][s]:.2f}"} for s in seeds
+    ]
+    ratio = bootstrap_ci([sec["SoftQ"][s] / sec["SAC"][s] for s in seeds], mean)
+    out.append({"seed": f"mean of {len(seeds)} [95% CI]", "SoftQ": ci([ret["SoftQ"][s] for s in seeds]),
+                "SAC": ci([ret["SAC"][s] for s in seeds]), "SoftQ - SAC": verdict(diff),
+                "wall-clock ratio SoftQ / SAC": f"{ratio.point:.2f} [{ratio.low:.2f}, {ratio.high:.2f}]"})
+    return out
+
+
+POOLED: dict[str, tuple[str, Callable[[Path], list[dict[str, object]]]]] = {
+    "pendulum_seeds_0_5": ("Pendulum-v1, SoftQ against SAC at the earlier defaults (hand-set α): seeds 0-5 pooled "
+                           "from results/pendulum, pendulum_seeds_3_4 and pendulum_seed_5", pendulum_pooled),
+}
+"""Tables pooled across result folders: name -> (title, rows)."""
+
+
+def write_pooled(root: Path = RESULTS_ROOT) -> list[Path]:
+    """Write each :data:`POOLED` table to ``root/pooled/<name>.{csv,md}``; return the Markdown paths."""
+    from experiments._common import results_dir, write_table
+
+    out = results_dir("pooled", root=root)
+    return [write_table(out, name, make(root), title=title,
+                        notes=("Computed by experiments/_headlines.py from the per-seed rows of the folders named in "
+                               "the title (python -m experiments.all --no-run); each interval is a 95% bootstrap "
+                               "interval over seeds, and a difference whose interval includes zero is a tie.",))[1]
+            for name, (title, make) in POOLED.items()]

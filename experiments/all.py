@@ -30,14 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments._common import RESULTS_ROOT, environment_info, parse_args, results_dir, write_table
-from experiments._headlines import update_readme
+from experiments._headlines import update_readme, write_pooled
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = {"all", "stats", "sweep", "compare_auto_alpha"}
-"""Modules of ``experiments/`` that are not experiments (``stats`` is the scripts' statistics library)."""
+SKIP = {"all", "stats", "sweep", "compare_auto_alpha", "gpu_check"}
+"""Modules of ``experiments/`` that are not experiments (``stats`` is the scripts' statistics library; ``gpu_check``
+runs the CUDA tests and benchmarks, on a GPU machine only)."""
 
 NOT_EXPERIMENTS = {"all", "quick"}
 """Folders of ``results/`` that hold no experiment's tables: the run log and the smoke runs."""
+
+
+POOLED_SETTING = ("Tables pooled across result folders by `experiments/_headlines.py` from their per-seed rows "
+                  "(rebuilt by `python -m experiments.all --no-run`).")
 
 
 @dataclass
@@ -115,7 +120,8 @@ def build_results(results_root: Path = RESULTS_ROOT, out: Path = ROOT / "RESULTS
     for name in names:
         folder = results_root / name
         base = base_experiment(name, scripts)
-        lines += [f"## {name}", "", f"**Setting and baseline.** {setting(base or name)}", ""]
+        about = POOLED_SETTING if name == "pooled" else setting(base or name)
+        lines += [f"## {name}", "", f"**Setting and baseline.** {about}", ""]
         if base == name:
             lines += [f"Reproduce: `python -m experiments.{name}` (`--quick` for a smoke run).", ""]
         elif base is not None:
@@ -147,6 +153,8 @@ def main(args: Args) -> Path:
             info=environment_info(),
             notes=(f"Total: {sum(float(r['seconds']) for r in rows) / 60:.1f} minutes.",),
         )
+    if root == RESULTS_ROOT:
+        write_pooled(root)  # before RESULTS.md, which quotes them
     out = build_results(root, ROOT / "RESULTS.md" if root == RESULTS_ROOT else root / "RESULTS.md")
     print(f"Wrote {out}")
     if root == RESULTS_ROOT:

@@ -21,6 +21,14 @@ if os.environ.get("PYTEST_XDIST_WORKER") or os.cpu_count() == 1:
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``gpu`` every test skipped without CUDA, so that ``pytest -m gpu`` (experiments/gpu_check.py) runs all
+    of them, whether or not its author added the marker."""
+    for item in items:
+        if any("cuda" in str(mark.kwargs.get("reason", "")).lower() for mark in item.iter_markers("skipif")):
+            item.add_marker(pytest.mark.gpu)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _sb3_logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory):
     """SB3's ``learn`` makes a log folder (``$SB3_LOGDIR``, else a new ``/tmp/SB3-<date>``): keep it in pytest's."""

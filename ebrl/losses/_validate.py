@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ebrl._checks import check_finite, check_tensor
+from ebrl._checks import check_finite, check_tensor, devices_disagree
 
 
 def check_energies(name: str, e: object, *, shape: str, ndim: int) -> Tensor:
@@ -19,10 +19,9 @@ def check_energies(name: str, e: object, *, shape: str, ndim: int) -> Tensor:
 
 def check_same_device(tensors: dict[str, Tensor]) -> None:
     """Require every tensor (by name) on one device; the message names them. Free: no device sync."""
-    devices = {name: t.device for name, t in tensors.items()}
-    if len(set(devices.values())) > 1:
-        listed = ", ".join(f"{name} on '{device}'" for name, device in devices.items())
-        raise ValueError(f"expected the energies on one device, got {listed}")
+    error = devices_disagree({name: t.device for name, t in tensors.items()}, what="the energies")
+    if error is not None:
+        raise error
 
 
 def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
