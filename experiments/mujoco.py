@@ -212,40 +212,9 @@ def check_args(args: Args) -> Args:
     return replace(args, seeds=tuple(seeds))
 
 
-class ExactPickle(gym.Wrapper):
-    """Pickles a MuJoCo environment together with its simulation and random state.
-
-    Gymnasium's MuJoCo environments pickle through ``EzPickle``, that is by their constructor
-    arguments only: an unpickled one is a fresh environment, unseeded and in its initial pose, even
-    mid-episode. ``agents.save_run`` pickles the training environment to resume a run, so without
-    this a resumed run would continue from another state than the one it stopped in. This keeps
-    what ``EzPickle`` drops: MuJoCo's integration state (``mj_getState`` with
-    ``mjSTATE_INTEGRATION``, all that ``mj_step`` reads) and the environment's ``np_random``.
-    """
-
-    def __getstate__(self) -> dict[str, Any]:
-        import mujoco  # the optional extra: imported only once a MuJoCo environment exists
-
-        base = self.unwrapped
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        physics = np.empty(mujoco.mj_stateSize(base.model, spec))
-        mujoco.mj_getState(base.model, base.data, physics, spec)
-        return {**self.__dict__, "_physics": physics, "_np_random": base._np_random}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        import mujoco
-
-        state = dict(state)
-        physics, np_random = state.pop("_physics"), state.pop("_np_random")
-        self.__dict__.update(state)
-        base = self.unwrapped  # rebuilt by EzPickle from its constructor arguments
-        mujoco.mj_setState(base.model, base.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
-        base._np_random = np_random
-
-
 def make_env(env_id: str, args: Args) -> gym.Env:
     kwargs = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
-    return Monitor(ExactPickle(gym.make(env_id, **kwargs)))
+    return Monitor(gym.make(env_id, **kwargs))  # agents.save_run keeps MuJoCo's simulation state
 
 
 def make_agent(algo: str, env_id: str, seed: int, args: Args) -> BaseAlgorithm:

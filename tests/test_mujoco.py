@@ -3,7 +3,7 @@
 - a few hundred steps of SoftQ on each environment (SAC as a control): the agent learns from its
   buffer (its critic changes), and acts within the action box with finite actions;
 - ``experiments.mujoco --quick`` writes its tables and plot;
-- a MuJoCo environment pickled mid-episode (as ``agents.save_run`` does) continues it exactly;
+- a SoftQ run on a MuJoCo environment saved mid-episode with ``agents.save_run`` resumes exactly;
 - a run stopped with ``--stop-at`` and resumed from its checkpoint gives the same learning curve and
   final returns as an uninterrupted run, and a finished run is kept rather than rerun;
 - the configuration digest changes with SoftQ's configuration but not with where or which runs go.
@@ -56,24 +56,27 @@ def test_a_few_hundred_steps_learn_and_act_within_the_box(algo, env_id):
 
 
 @pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5"])
-def test_a_pickled_environment_continues_its_episode_exactly(env_id):
-    # Gymnasium's MuJoCo envs pickle by constructor arguments (EzPickle): without ExactPickle an
-    # unpickled env restarts in its initial pose with an unseeded RNG.
-    import cloudpickle
+def test_save_run_resumes_a_mujoco_run_mid_episode_exactly(env_id, tmp_path):
+    # Gymnasium's MuJoCo envs pickle by constructor arguments (EzPickle): an unpickled env restarts in its
+    # initial pose with an unseeded RNG. save_run keeps the simulation state, so the resumed run is the same.
+    import gymnasium as gym
 
-    from experiments.mujoco import Args, make_env
+    from agents import SoftQ, load_run, save_run
 
-    env = make_env(env_id, Args())
-    env.reset(seed=1)
-    rng = np.random.default_rng(0)
-    for _ in range(7):
-        env.step(rng.uniform(-1, 1, env.action_space.shape))
-    copy = cloudpickle.loads(cloudpickle.dumps(env))
-    for _ in range(5):
-        action = rng.uniform(-1, 1, env.action_space.shape)
-        (obs, reward, *_), (obs2, reward2, *_) = env.step(action), copy.step(action)
-        assert np.array_equal(obs, obs2) and reward == reward2
-    assert np.array_equal(env.reset()[0], copy.reset()[0])  # the same RNG draws the next start state
+    def make():
+        return SoftQ("MlpPolicy", gym.make(env_id), policy_kwargs=dict(net_arch=[32]), learning_starts=50,
+                     batch_size=32, buffer_size=1_000, seed=0, device="cpu")
+
+    model = make().learn(120)  # mid-episode: MuJoCo episodes last 1,000 steps (Hopper's may end sooner)
+    save_run(model, tmp_path / "run")
+    model.learn(80, reset_num_timesteps=False)
+    resumed = load_run(SoftQ, tmp_path / "run", device="cpu")
+    resumed.learn(80, reset_num_timesteps=False)
+    n = model.replay_buffer.size()
+    assert n == resumed.replay_buffer.size() == 200
+    assert np.array_equal(model.replay_buffer.observations[:n], resumed.replay_buffer.observations[:n])
+    for a, b in zip(model.policy.parameters(), resumed.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.slow

@@ -56,6 +56,46 @@ def _set_rng_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
         rng.set_state(state["policy"])
 
 
+def _simulators(env: Any) -> list[Any]:
+    """The MuJoCo environments (``gymnasium.envs.mujoco.MujocoEnv``, unwrapped) inside a ``DummyVecEnv``, or
+    ``None`` for each sub-environment that is not one."""
+    found = []
+    for sub in getattr(env, "envs", []):
+        base = getattr(sub, "unwrapped", sub)
+        is_mujoco = any(c.__module__.startswith("gymnasium.envs.mujoco") for c in type(base).__mro__)
+        found.append(base if is_mujoco and hasattr(base, "data") else None)
+    return found
+
+
+def _simulator_states(env: Any) -> list[Any]:
+    """What pickling drops from each MuJoCo sub-environment: Gymnasium pickles them by their constructor
+    arguments (``EzPickle``), so an unpickled one restarts in its initial pose with an unseeded RNG. This keeps
+    MuJoCo's integration state (``mj_getState`` with ``mjSTATE_INTEGRATION``: all that ``mj_step`` reads) and
+    the environment's ``np_random``; ``None`` for other sub-environments."""
+    states: list[Any] = []
+    for base in _simulators(env):
+        if base is None:
+            states.append(None)
+            continue
+        import mujoco  # the optional extra: present whenever a MuJoCo environment exists
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(base.model, spec))
+        mujoco.mj_getState(base.model, base.data, physics, spec)
+        states.append({"physics": physics, "np_random": base._np_random})
+    return states
+
+
+def _restore_simulators(env: Any, states: list[Any]) -> None:
+    for base, state in zip(_simulators(env), states, strict=True):
+        if state is None:
+            continue
+        import mujoco
+
+        mujoco.mj_setState(base.model, base.data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
+        base._np_random = state["np_random"]
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -70,9 +110,10 @@ def save_run(model: BaseAlgorithm, directory: str | os.PathLike) -> None:
     ``model.save`` and ``model.save_replay_buffer`` keep the weights, the optimizer and the
     buffer, but ``Algo.load`` reseeds every generator from ``seed`` and needs a fresh env. This
     also stores, in ``state.pkl``, the env (the ``VecEnv`` with its episode in progress and its
-    RNGs) and the random states: Python's, NumPy's global one (SB3's replay buffer samples from
-    it), torch's, the action space's (random actions before ``learning_starts``) and the
-    policy's own sampling generator. ``load_run`` then resumes, and ``learn(n,
+    RNGs; for a MuJoCo environment also its simulation state, which Gymnasium's pickling drops)
+    and the random states: Python's, NumPy's global one (SB3's replay buffer samples from it),
+    torch's, the action space's (random actions before ``learning_starts``) and the policy's own
+    sampling generator. ``load_run`` then resumes, and ``learn(n,
     reset_num_timesteps=False)`` continues the run bit for bit on the CPU, provided the
     learning-rate schedule is constant (SB3's progress counts from the start of each ``learn``).
 
@@ -101,7 +142,7 @@ def save_run(model: BaseAlgorithm, directory: str | os.PathLike) -> None:
         model.save(tmp / "model.zip")
         model.save_replay_buffer(tmp / "replay_buffer.pkl")
         with (tmp / "state.pkl").open("wb") as f:
-            cloudpickle.dump({"env": env, "rng": _rng_state(model)}, f)
+            cloudpickle.dump({"env": env, "simulators": _simulator_states(env), "rng": _rng_state(model)}, f)
         manifest = {
             "format": "ebrl-sb3-run",
             "format_version": 1,
@@ -163,6 +204,7 @@ def load_run(
             )
     with (directory / "state.pkl").open("rb") as f:
         state = pickle.load(f)
+    _restore_simulators(state["env"], state.get("simulators", [None] * len(_simulators(state["env"]))))
     model = algo.load(directory / "model.zip", env=state["env"], device=device, force_reset=False)
     if not isinstance(model, OffPolicyAlgorithm):
         raise CheckpointError(f"'{directory}' holds a {type(model).__name__}, not an off-policy algorithm")
