@@ -8,6 +8,7 @@ every test 10-100x.
 from __future__ import annotations
 
 import os
+import re
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots render to files, never to a screen
 
@@ -22,10 +23,12 @@ if os.environ.get("PYTEST_XDIST_WORKER") or os.cpu_count() == 1:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark ``gpu`` every test skipped without CUDA, so that ``pytest -m gpu`` (experiments/gpu_check.py) runs all
-    of them, whether or not its author added the marker."""
+    """Mark ``gpu`` every test skipped because it needs CUDA (its skip reason says "needs CUDA" or "requires CUDA"),
+    so that ``pytest -m gpu`` (experiments/gpu_check.py) runs all of them, whether or not its author added the
+    marker."""
     for item in items:
-        if any("cuda" in str(mark.kwargs.get("reason", "")).lower() for mark in item.iter_markers("skipif")):
+        reasons = [str(mark.kwargs.get("reason", "")) for mark in item.iter_markers("skipif")]
+        if any(re.search(r"\b(needs|requires) CUDA\b", r, flags=re.I) for r in reasons):
             item.add_marker(pytest.mark.gpu)
 
 
