@@ -57,6 +57,12 @@ from ebrl.training import DSM, fit
 from experiments._common import environment_info, parse_args, pyplot, read_rows, results_dir, save_figure, write_table
 from experiments.stats import paired_difference_ci
 
+TUNING_SEEDS: tuple[int, ...] = ()
+"""None: each ebrl method picks its settings on a validation split of the training set, inside every seed."""
+
+HELD_OUT_SEEDS: tuple[int, ...] = (0, 1, 2)
+"""The seeds of the reported table (each draws the test noise and trains the energies)."""
+
 
 @dataclass
 class Args:
@@ -64,7 +70,7 @@ class Args:
 
     sigmas: tuple[float, ...] = field(default=(0.2, 0.4), metadata={"help": "noise levels, pixels in [0, 1]"})
     seeds: tuple[int, ...] = field(
-        default=(0, 1, 2), metadata={"help": "each seed draws the test noise and trains the energies"}
+        default=HELD_OUT_SEEDS, metadata={"help": "each seed draws the test noise and trains the energies"}
     )
     hidden: tuple[int, ...] = field(default=(512, 512), metadata={"help": "hidden widths of the residual MLP"})
     epochs: int = field(default=300, metadata={"help": "DSM training epochs per energy (early stopping inside)"})

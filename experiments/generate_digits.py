@@ -88,13 +88,19 @@ from experiments._common import (
     write_table,
 )
 
+TUNING_SEEDS: tuple[int, ...] = (10,)
+"""Seeds of the ``--tune`` stage, which chooses the ncsn sampler setting by ``choose_setting`` on validation data."""
+
+HELD_OUT_SEEDS: tuple[int, ...] = (0, 1, 2)
+"""The seeds of the reported table, run with ``--from-tuning`` after the setting was fixed."""
+
 
 @dataclass
 class Args:
     """Configuration of the generation experiment (every field is a command-line option)."""
 
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "held-out training and sampling seeds"})
-    tuning_seeds: tuple[int, ...] = field(default=(10,), metadata={"help": "seeds of the --tune stage only"})
+    seeds: tuple[int, ...] = field(default=HELD_OUT_SEEDS, metadata={"help": "held-out training and sampling seeds"})
+    tuning_seeds: tuple[int, ...] = field(default=TUNING_SEEDS, metadata={"help": "seeds of the --tune stage only"})
     tune: bool = field(default=False, metadata={"help": "run the ncsn sampler tuning stage on tuning_seeds"})
     from_tuning: bool = field(
         default=False,
