@@ -1,4 +1,10 @@
-"""The particle task of implicit behavioural cloning, with a fork that makes demonstrations bimodal."""
+"""Particle tasks of implicit behavioural cloning.
+
+- ``ParticleEnv`` (``ebrl/Particle-v0``): this package's task, a particle that jumps towards its set-point and must go
+  round an obstacle between two goals, with a fork that makes the demonstrations bimodal.
+- ``PDParticleEnv`` (``ebrl/ParticlePD-v0``): the IBC authors' task (Florence et al. 2021): a PD-controlled point
+  mass that visits goal 1, then goal 2, with no obstacle; it observes its position, its velocity and both goals.
+"""
 
 from __future__ import annotations
 
@@ -144,18 +150,106 @@ class ParticleEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.waypoints()[0 if here == 1 else 1].astype(np.float32)
 
 
+class PDParticleEnv(gym.Env[np.ndarray, np.ndarray]):
+    """The IBC authors' particle task: a PD-controlled point mass visits goal 1, then goal 2 (``ebrl/ParticlePD-v0``).
+
+    As described by Florence et al. (2021) and their released environment's defaults:
+
+    - Observation (float32, ``4·dim``): ``[position, velocity, goal 1, goal 2]``. Both goals and the start are
+      uniform in [0, 1]^dim; the velocity starts at 0. Nothing says whether goal 1 was visited: a policy infers it.
+    - Action: a position set-point in [0, 1]^dim. Each step holds it for ``repeat_actions`` sub-steps of ``dt``
+      seconds under the PD force u = k_p (a - x) - k_v v, integrated by explicit Euler (x += v dt, then v += u dt).
+    - Every episode lasts ``n_steps`` steps (then ``terminated``). It succeeds when the particle came within
+      ``goal_distance`` of goal 1, then of goal 2, and is within ``goal_distance`` of goal 2 at the end: the last
+      step then pays reward 1 (``info["is_success"] = True``); every other reward is 0.
+    - ``expert_action()``: the authors' oracle. The set-point is goal 1 until the particle is within
+      ``expert_threshold`` of it, then goal 2.
+
+    Args:
+        dim: the dimension N >= 1 of the arena.
+        n_steps: steps per episode, >= 1.
+        dt: the sub-step, > 0 (seconds).
+        repeat_actions: sub-steps per step, >= 1.
+        k_p: the proportional gain, > 0.
+        k_v: the derivative (velocity) gain, >= 0.
+        goal_distance: the visiting radius of both goals, > 0.
+        expert_threshold: how close to goal 1 the oracle gets before it turns to goal 2, > 0.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own attribute)
+
+    def __init__(
+        self, dim: int = 2, n_steps: int = 50, dt: float = 0.005, repeat_actions: int = 10, k_p: float = 10.0,
+        k_v: float = 5.0, goal_distance: float = 0.05, expert_threshold: float = 0.01,
+    ) -> None:
+        self.dim = check_int("dim", dim, minimum=1)
+        self.n_steps = check_int("n_steps", n_steps, minimum=1)
+        self.repeat_actions = check_int("repeat_actions", repeat_actions, minimum=1)
+        for name, value in (("dt", dt), ("k_p", k_p), ("goal_distance", goal_distance),
+                            ("expert_threshold", expert_threshold)):
+            check_positive(name, value)
+        check_positive("k_v", k_v, allow_zero=True)
+        self.dt, self.k_p, self.k_v = float(dt), float(k_p), float(k_v)
+        self.goal_distance, self.expert_threshold = float(goal_distance), float(expert_threshold)
+        bound = np.concatenate([np.full(dim, 2.0), np.full(dim, 100.0), np.ones(2 * dim)]).astype(np.float32)
+        self.observation_space = spaces.Box(-bound, bound, dtype=np.float32)
+        self.action_space = spaces.Box(0.0, 1.0, shape=(dim,), dtype=np.float32)
+        self._pos, self._vel = np.zeros(dim), np.zeros(dim)
+        self._g1, self._g2 = np.zeros(dim), np.ones(dim)
+        self._steps, self._hit1, self._hit2, self._expert_turned = 0, False, False, False
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate([self._pos, self._vel, self._g1, self._g2]).astype(np.float32)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._pos = self.np_random.uniform(0.0, 1.0, self.dim)
+        self._vel = np.zeros(self.dim)
+        self._g1 = self.np_random.uniform(0.0, 1.0, self.dim)
+        self._g2 = self.np_random.uniform(0.0, 1.0, self.dim)
+        self._steps, self._hit1, self._hit2, self._expert_turned = 0, False, False, False
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64).reshape(self.dim)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {a.tolist()}")
+        a = np.clip(a, 0.0, 1.0)
+        for _ in range(self.repeat_actions):
+            force = self.k_p * (a - self._pos) - self.k_v * self._vel  # (dim,)
+            self._pos = self._pos + self._vel * self.dt
+            self._vel = self._vel + force * self.dt
+            # A goal counts once the particle has been within reach at any sub-step, goal 2 only after goal 1.
+            self._hit1 = self._hit1 or bool(np.linalg.norm(self._pos - self._g1) < self.goal_distance)
+            self._hit2 = self._hit2 or (self._hit1 and bool(np.linalg.norm(self._pos - self._g2) < self.goal_distance))
+        self._steps += 1
+        done = self._steps >= self.n_steps
+        success = done and self._hit2 and bool(np.linalg.norm(self._pos - self._g2) < self.goal_distance)
+        return self._obs(), float(success), done, False, {"is_success": success}
+
+    def expert_action(self) -> np.ndarray:
+        """The oracle's set-point, ``(dim,)`` float32: goal 1 until within ``expert_threshold`` of it, then goal 2."""
+        if not self._expert_turned and np.linalg.norm(self._pos - self._g1) < self.expert_threshold:
+            self._expert_turned = True
+        return (self._g2 if self._expert_turned else self._g1).astype(np.float32)
+
+
 def collect_demonstrations(
-    env: ParticleEnv, n_episodes: int, *, seed: int, max_steps: int = 200, execution_noise: float = 0.0
+    env: ParticleEnv | PDParticleEnv, n_episodes: int, *, seed: int, max_steps: int = 200,
+    execution_noise: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Roll out the scripted expert: ``(observations (T, O), actions (T, A), success rate)``.
 
-    Each episode's expert draws its side of the obstacle by a fair coin (from ``seed``), so half the
-    demonstrations pass on each side. With ``execution_noise`` σ > 0 the environment executes the
+    On ``ParticleEnv`` each episode's expert draws its side of the obstacle by a fair coin (from ``seed``), so half
+    the demonstrations pass on each side; on ``PDParticleEnv`` the expert is the authors' oracle.
+    With ``execution_noise`` σ > 0 the environment executes the
     expert's set-point plus N(0, σ²) noise while the recorded action stays the expert's (as in DART,
     Laskey et al. 2017): the demonstrations then also show how to recover from small deviations.
     """
-    if not isinstance(env, ParticleEnv):
-        raise TypeError(f"env must be a ParticleEnv (use env.unwrapped), got {type(env).__name__}")
+    if not isinstance(env, ParticleEnv | PDParticleEnv):
+        raise TypeError(f"env must be a ParticleEnv or PDParticleEnv (use env.unwrapped), got {type(env).__name__}")
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an int >= 1, got {n_episodes!r}")
     check_positive("execution_noise", execution_noise, allow_zero=True)
@@ -165,7 +259,7 @@ def collect_demonstrations(
         obs, _ = env.reset(seed=seed * 100_003 + episode)
         side = 1 if rng.random() < 0.5 else -1
         for _ in range(max_steps):
-            act = env.expert_action(side)
+            act = env.expert_action(side) if isinstance(env, ParticleEnv) else env.expert_action()
             observations.append(obs)
             actions.append(act)
             executed = act + rng.normal(0.0, execution_noise, act.shape) if execution_noise > 0 else act

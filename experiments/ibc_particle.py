@@ -30,6 +30,10 @@ seeds and the paired (by seed) difference against ``MSE-BC``; an interval that i
 The task is this package's particle task (an obstacle between two goals), not the IBC authors'
 PD-controlled point mass, so the paper's figures are context, not a like-for-like comparison.
 
+``--task pd`` runs the same comparison on the IBC authors' own task (``envs.particle.PDParticleEnv``: a
+PD-controlled point mass observing its position, velocity and both goals, no obstacle), so that their figures
+can be compared like for like; its protocol is the same, and it writes ``results/ibc_particle_pd/``.
+
 Writes ``results/ibc_particle/``: ``ibc_particle.csv``, ``ibc_particle.md`` and ``ibc_particle.png``.
 
 Run: ``python -m experiments.ibc_particle`` (``--quick`` for a smoke run).
@@ -40,7 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -76,10 +80,18 @@ REPORTED_METHOD = "IBC-DFO-sample"
 """The headline row, chosen on the tuning seeds; the baseline is ``MSE-BC``."""
 
 
+TASKS = {"obstacle": ("ebrl/Particle-v0", "ibc_particle"), "pd": ("ebrl/ParticlePD-v0", "ibc_particle_pd")}
+"""``--task``: (environment id, results folder). ``pd`` is the IBC authors' own task (a PD-controlled point mass
+observing position, velocity and both goals, no obstacle), for a like-for-like comparison with their figures."""
+
+
 @dataclass
 class Args:
     """Configuration of the particle experiment (every field is a command-line option)."""
 
+    task: Literal["obstacle", "pd"] = field(
+        default="obstacle", metadata={"help": "obstacle: this package's task; pd: the IBC authors' (see TASKS)"}
+    )
     dims: tuple[int, ...] = field(default=(2,), metadata={"help": "arena dimensions (also 8, 16)"})
     seeds: tuple[int, ...] = field(
         default=HELD_OUT_SEEDS, metadata={"help": "seeds (demos, weights, evaluation); default: held out"}
@@ -163,8 +175,8 @@ def train_mse(obs: np.ndarray, act: np.ndarray, args: Args, seed: int) -> MSEPol
     return MSEPolicy(net)
 
 
-def success_rate(policy: Any, dim: int, seed: int, n: int, deterministic: bool) -> float:
-    env = gym.make("ebrl/Particle-v0", dim=dim)
+def success_rate(policy: Any, dim: int, seed: int, n: int, deterministic: bool, *, task: str = "obstacle") -> float:
+    env = gym.make(TASKS[task][0], dim=dim)
     env.reset(seed=50_000 + seed)
     rewards, _ = evaluate_policy(policy, env, n_eval_episodes=n, deterministic=deterministic,
                                  return_episode_rewards=True, warn=False)
@@ -173,7 +185,9 @@ def success_rate(policy: Any, dim: int, seed: int, n: int, deterministic: bool) 
 
 def config_key(args: Args) -> str:
     """A short digest of the settings that shape one (dim, seed) run (not which dims and seeds run)."""
-    return config_digest(args, exclude=("dims", "seeds", "resume"))
+    # The default task stays out of the digest, so runs made before --task existed keep theirs.
+    default_task = ("task",) if args.task == "obstacle" else ()
+    return config_digest(args, exclude=("dims", "seeds", "resume", *default_task))
 
 
 def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
@@ -188,7 +202,7 @@ def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
 
 
 def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
-    env = gym.make("ebrl/Particle-v0", dim=dim)
+    env = gym.make(TASKS[args.task][0], dim=dim)
     # The noise's norm, not its per-coordinate std, is kept across dimensions: at std 0.05 per
     # coordinate a 16-D expert never lands within the goal radius (0.05) and no demonstration succeeds.
     noise = args.demo_noise * math.sqrt(2 / dim)
@@ -214,10 +228,11 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
     ):
         ibc.policy.set_inference(inference)
         rows.append({"dim": dim, "seed": seed, "method": method,
-                     "success": success_rate(ibc.policy, dim, seed, args.n_eval_episodes, deterministic),
+                     "success": success_rate(ibc.policy, dim, seed, args.n_eval_episodes, deterministic,
+                                            task=args.task),
                      "final_train_loss": history.epoch_loss[-1]})
     rows.append({"dim": dim, "seed": seed, "method": "MSE-BC",
-                 "success": success_rate(mse, dim, seed, args.n_eval_episodes, True)})
+                 "success": success_rate(mse, dim, seed, args.n_eval_episodes, True, task=args.task)})
     rows.append({"dim": dim, "seed": seed, "method": "expert", "success": expert,
                  "noisy_demo_success": demo_success, "demo_steps": len(obs)})
     key = config_key(args)
@@ -245,7 +260,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     if args.quick:
         args = replace(args, **QUICK)
-    out_dir = results_dir("ibc_particle")
+    out_dir = results_dir(TASKS[args.task][1])
     rows: list[dict[str, Any]] = earlier_rows(out_dir, args) if args.resume else []
     for seed in args.seeds:  # seeds outermost: a run cut short still has every dimension of the first seeds
         for dim in args.dims:
@@ -258,6 +273,13 @@ def main(args: Args) -> list[dict[str, Any]]:
             write_results(rows, args, out_dir)  # after every run, so a run cut short keeps its results
     summary = write_results(rows, args, out_dir) if rows else []  # also when --resume kept every run
     return rows + summary
+
+
+SUCCESS = {
+    "obstacle": "Success = reaching goal 2 after goal 1 without entering the obstacle, over n_eval_episodes episodes.",
+    "pd": "Success = within reach of goal 2 at the end of the 50 steps, having visited goal 1 and then goal 2 (the IBC"
+          " authors' task: a PD-controlled point mass, no obstacle), over n_eval_episodes episodes.",
+}
 
 
 def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list[dict[str, Any]]:
@@ -283,12 +305,12 @@ def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list
     plot(summary, str(out_dir / "ibc_particle.png"))
     write_table(
         out_dir, "ibc_particle", rows + summary,
-        title="Particle task: implicit BC (DFO, Langevin) vs explicit MSE BC",
+        title="Particle task: implicit BC (DFO, Langevin) vs explicit MSE BC"
+        + (" (the IBC authors' PD point mass)" if args.task == "pd" else ""),
         config=args,
         info=environment_info(packages=("stable-baselines3", "gymnasium")),
         notes=(
-            "Success = reaching goal 2 after goal 1 without entering the obstacle, over n_eval_episodes "
-            "episodes. Paper (2-D): Langevin 96%, MSE 5%."
+            (SUCCESS[args.task] + " Florence et al. (2021) report, on their PD task in 2-D, Langevin 96%, MSE 5%.")
             + (" QUICK SMOKE RUN: figures meaningless." if args.quick else "")
             + f" Runs completed: {len(done)} (dim, seed) pairs; this invocation asked for dims {list(args.dims)}"
             f" x seeds {list(args.seeds)}. The config column is a digest of the settings below except dims and"
