@@ -70,3 +70,11 @@ def check_replay_buffer(env: Any, replay_buffer_class: type[ReplayBuffer] | None
             f"{algo} with replay_buffer_class=HerReplayBuffer needs a goal-conditioned env with a "
             f"compute_reward(achieved_goal, desired_goal, info) method; {env} has none"
         )
+
+
+def check_env(env: Any, replay_buffer_class: type[ReplayBuffer] | None, *, algo: str) -> None:
+    """``check_observation_space`` and ``check_replay_buffer`` on a made env; ``None`` (loading) passes."""
+    if env is None:
+        return
+    check_observation_space(env.observation_space, algo=algo)
+    check_replay_buffer(env, replay_buffer_class, algo=algo)

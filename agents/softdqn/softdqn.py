@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
 from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
-from agents.sb3_checks import check_observation_space, check_replay_buffer
+from agents.sb3_checks import check_env
 from agents.softdqn.policies import ActionEnergyNet, CnnPolicy, MlpPolicy, MultiInputPolicy, SoftDQNPolicy
 from ebrl.rl.priors import StatePrior
 
@@ -116,9 +116,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
             if policy_kwargs is not None and name in policy_kwargs:
                 raise ValueError(f"pass {name} to SoftDQN({name}=...), not in policy_kwargs")
         env = check_action_space(env, algo="SoftDQN", expected=spaces.Discrete, verbose=verbose)
-        if env is not None:
-            check_observation_space(env.observation_space, algo="SoftDQN")
-            check_replay_buffer(env, replay_buffer_class, algo="SoftDQN")
+        check_env(env, replay_buffer_class, algo="SoftDQN")
         super().__init__(
             policy,
             env,

@@ -16,7 +16,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
 from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
-from agents.sb3_checks import check_observation_space, check_replay_buffer
+from agents.sb3_checks import check_env
 from agents.softq.policies import (
     DEFAULT_SAMPLER,
     UNIFORM_SAMPLER,
@@ -143,9 +143,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         if clash:
             raise ValueError(f"pass {clash} to SoftQ(...) directly, not in policy_kwargs")
         env = check_action_space(env, algo="SoftQ", expected=spaces.Box, verbose=verbose)
-        if env is not None:
-            check_observation_space(env.observation_space, algo="SoftQ")
-            check_replay_buffer(env, replay_buffer_class, algo="SoftQ")
+        check_env(env, replay_buffer_class, algo="SoftQ")
         super().__init__(
             policy,
             env,
