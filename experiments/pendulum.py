@@ -6,6 +6,9 @@ calls (ABBA order, so a change in the machine's load falls on both alike); only 
 are timed. Every ``eval_freq`` steps each is evaluated on ``n_eval_episodes`` deterministic episodes
 (fixed seeds).
 
+The hyperparameters are the Pendulum-v1 entries of ``hyperparams/softq.yml`` and ``hyperparams/sac.yml`` (rl-zoo3's
+format, so ``python -m agents.zoo --algo softq --env Pendulum-v1`` trains the same SoftQ); options override them.
+
 Writes ``results/pendulum/``: ``pendulum.csv`` (one row per algorithm and seed), ``pendulum.md``,
 ``curves.csv`` and ``pendulum.png`` (evaluation return against steps).
 
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+import yaml
 from stable_baselines3 import SAC
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -28,22 +33,44 @@ from stable_baselines3.common.monitor import Monitor
 from agents import SoftQ
 from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
 
+HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
+
+
+def zoo_entry(algo: str, env_id: str = "Pendulum-v1") -> dict[str, Any]:
+    """The entry for ``env_id`` in ``hyperparams/<algo>.yml`` (rl-zoo3's format)."""
+    return dict(yaml.safe_load((HYPERPARAMS / f"{algo}.yml").read_text())[env_id])
+
+
+SOFTQ_HP, SAC_HP = zoo_entry("softq"), zoo_entry("sac")
+if SOFTQ_HP["n_timesteps"] != SAC_HP["n_timesteps"]:
+    raise ValueError(f"softq.yml and sac.yml give Pendulum-v1 different n_timesteps: {SOFTQ_HP}, {SAC_HP}")
+_WIDTHS = SOFTQ_HP["policy_kwargs"]["net_arch"]
+if len(_WIDTHS) != 2 or _WIDTHS[0] != _WIDTHS[1]:
+    raise ValueError(f"softq.yml's Pendulum-v1 net_arch must be two equal widths (softq_width), got {_WIDTHS}")
+
 
 @dataclass
 class Args:
     """Configuration of the Pendulum experiment (every field is a command-line option)."""
 
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "training seeds"})
-    total_timesteps: int = field(default=20_000, metadata={"help": "environment steps per run"})
+    total_timesteps: int = field(default=int(SOFTQ_HP["n_timesteps"]), metadata={"help": "environment steps per run"})
     eval_freq: int = field(default=2_000, metadata={"help": "steps between evaluations (a multiple of timing_chunk)"})
     timing_chunk: int = field(default=500, metadata={"help": "steps per alternating learn call of the two agents"})
     n_eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per evaluation"})
-    sac_learning_rate: float = field(default=1e-3, metadata={"help": "SAC learning rate (the baseline's: 1e-3)"})
-    softq_learning_rate: float = field(default=1e-3, metadata={"help": "SoftQ learning rate"})
-    softq_alpha: str = field(
-        default="auto", metadata={"help": "SoftQ temperature: 'auto' (learnt, as SAC's) or a float in reward units"}
+    sac_learning_rate: float = field(
+        default=float(SAC_HP["learning_rate"]), metadata={"help": "SAC learning rate (hyperparams/sac.yml)"}
     )
-    softq_width: int = field(default=128, metadata={"help": "SoftQ critic and proposal width (2 layers)"})
+    softq_learning_rate: float = field(
+        default=float(SOFTQ_HP["learning_rate"]), metadata={"help": "SoftQ learning rate (hyperparams/softq.yml)"}
+    )
+    softq_alpha: str = field(
+        default=str(SOFTQ_HP["alpha"]),
+        metadata={"help": "SoftQ temperature: 'auto' (learnt, as SAC's) or a float in reward units"},
+    )
+    softq_width: int = field(
+        default=int(_WIDTHS[0]), metadata={"help": "SoftQ critic and proposal width (2 layers)"}
+    )
     quick: bool = field(default=False, metadata={"help": "smoke run: 600 steps, one seed, 2 episodes"})
 
 
