@@ -47,9 +47,9 @@ class Args:
     """Configuration of the GPU check (every field is a command-line option)."""
 
     out: str = field(default="", metadata={"help": "output folder (default: results/gpu_check)"})
-    pytest_timeout: int = field(default=210, metadata={"help": "seconds for the CUDA tests"})
-    bench_policy_timeout: int = field(default=100, metadata={"help": "seconds for bench_policy"})
-    bench_samplers_timeout: int = field(default=110, metadata={"help": "seconds for bench_samplers"})
+    pytest_timeout: int = field(default=180, metadata={"help": "seconds for the CUDA tests"})
+    bench_policy_timeout: int = field(default=90, metadata={"help": "seconds for bench_policy"})
+    bench_samplers_timeout: int = field(default=150, metadata={"help": "seconds for bench_samplers"})
     workers: int = field(default=4, metadata={"help": "pytest-xdist workers for the CUDA tests (0: one process)"})
 
 
