@@ -27,6 +27,7 @@ from ebrl.cli._common import (
     make_env,
     require_positive,
 )
+from ebrl.demos import is_npz, load_minari, load_npz
 from envs.particle import ParticleEnv, collect_demonstrations
 
 SCRIPTED_EXPERTS = ("ebrl/Particle-v0",)
@@ -66,22 +67,29 @@ def train_agent(
 def demonstrations(
     env_id: str, *, demos: str | Path | None = None, n_demos: int = 1000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(observations (T, O), actions (T, A))`` from an ``.npz`` file, or from ``env_id``'s scripted expert.
+    """``(observations (T, O), actions (T, A))`` from an ``.npz`` file or a Minari dataset, or from ``env_id``'s
+    scripted expert.
 
-    The file holds arrays ``observations`` and ``actions``; their shapes must fit ``env_id``'s spaces.
+    ``demos`` is a path ending in ``.npz`` (arrays ``observations`` and ``actions``) or the id of a Minari dataset
+    in Minari's local store (``ebrl.demos``); the shapes must fit ``env_id``'s spaces.
     """
     env = make_env(env_id)
     obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
     if demos is not None:
-        path = existing_file("--demos", demos)
-        try:
-            with np.load(path) as f:
-                obs, act = np.asarray(f["observations"]), np.asarray(f["actions"])
-        except (KeyError, ValueError, OSError) as exc:
-            raise UsageError(
-                f"--demos: cannot read '{path}' ({exc}); expected an .npz with arrays 'observations' (T, O) and "
-                f"'actions' (T, A)"
-            ) from exc
+        if is_npz(demos):
+            path = existing_file("--demos", demos)
+            try:
+                obs, act = load_npz(path)
+            except (KeyError, ValueError, OSError) as exc:
+                raise UsageError(
+                    f"--demos: cannot read '{path}' ({exc}); expected an .npz with arrays 'observations' (T, O) and "
+                    f"'actions' (T, A)"
+                ) from exc
+        else:
+            try:
+                obs, act = load_minari(str(demos))
+            except (ValueError, ImportError) as exc:
+                raise UsageError(f"--demos: {exc}") from exc
         for name, array, shape in (("observations", obs, obs_shape), ("actions", act, act_shape)):
             if shape is None or array.shape[1:] != shape or array.shape[0] < 1:
                 raise UsageError(
@@ -169,8 +177,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensorboard", default=None, metavar="DIR", help="TensorBoard log directory")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="model file (default: <algo>_<env>.zip; ibc: <algo>_<env>.pt, an EnergyPolicy)")
-    p.add_argument("--demos", default=None, metavar="NPZ",
-                   help="ibc: demonstrations, an .npz with 'observations' (T, O) and 'actions' (T, A)")
+    p.add_argument("--demos", default=None, metavar="NPZ_OR_MINARI_ID",
+                   help="ibc: demonstrations, an .npz with 'observations' (T, O) and 'actions' (T, A), or the id of a "
+                        "Minari dataset in Minari's local store")
     p.add_argument("--n-demos", type=int, default=1000, help="ibc without --demos: scripted-expert episodes")
     p.add_argument("--epochs", type=int, default=100, help="ibc: passes over the demonstrations")
     p.set_defaults(func=run)

@@ -1,0 +1,66 @@
+"""Demonstrations as Minari datasets: the scripted expert recorded with Minari's DataCollector into a local store
+(a temporary folder; nothing is downloaded) trains IBC exactly as the same demonstrations in an ``.npz`` do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("minari")
+pytest.importorskip("jax")  # Minari's DataCollector needs it (minari[create])
+
+from agents import EnergyPolicy
+from ebrl.cli import main
+from ebrl.demos import load_demonstrations, record_particle_demonstrations
+from envs.particle import ParticleEnv, collect_demonstrations
+
+torch.set_num_threads(1)
+
+DATASET = "ebrl/particle-expert-v0"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """Minari's local dataset store in a temporary folder."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    return tmp_path / "minari"
+
+
+def test_a_recorded_minari_dataset_holds_the_same_demonstrations_as_the_npz_path(store, tmp_path):
+    dataset = record_particle_demonstrations(DATASET, 4, seed=3, execution_noise=0.05)
+    assert dataset.total_episodes == 4 and any(store.rglob("*.hdf5"))  # written to the local store
+    obs, act = load_demonstrations(DATASET)
+    expected_obs, expected_act, _ = collect_demonstrations(ParticleEnv(), 4, seed=3, execution_noise=0.05)
+    np.testing.assert_array_equal(obs, expected_obs)  # the expert's set-points, not the noisy executed actions
+    np.testing.assert_array_equal(act, expected_act)
+    np.savez(tmp_path / "d.npz", observations=expected_obs, actions=expected_act)
+    npz_obs, npz_act = load_demonstrations(tmp_path / "d.npz")
+    np.testing.assert_array_equal(npz_obs, obs)
+    np.testing.assert_array_equal(npz_act, act)
+
+
+def test_ebrl_train_ibc_on_a_minari_dataset_gives_the_same_policy_as_on_the_npz(store, tmp_path, capsys):
+    record_particle_demonstrations(DATASET, 3, seed=0)
+    obs, act, _ = collect_demonstrations(ParticleEnv(), 3, seed=0)
+    np.savez(tmp_path / "d.npz", observations=obs, actions=act)
+    policies = {}
+    for name, demos in (("minari", DATASET), ("npz", str(tmp_path / "d.npz"))):
+        out = tmp_path / f"{name}.pt"
+        code = main(["train", "--algo", "ibc", "--env", "ebrl/Particle-v0", "--demos", demos, "--epochs", "2",
+                     "--seed", "0", "--out", str(out), "--no-progress"])
+        assert code in (0, None) and out.is_file()
+        policies[name] = EnergyPolicy.load(str(out))
+    assert f"Training IBC on {len(obs)} demonstration steps" in capsys.readouterr().out
+    a, b = (torch.cat([p.detach().flatten() for p in policies[k].parameters()]) for k in ("minari", "npz"))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    states = torch.as_tensor(obs[:5])
+    torch.testing.assert_close(policies["minari"].predict(states, deterministic=True),
+                               policies["npz"].predict(states, deterministic=True), rtol=0, atol=0)
+
+
+def test_an_unknown_dataset_id_is_a_one_line_error_naming_demos_and_nothing_is_downloaded(store, capsys):
+    code = main(["train", "--algo", "ibc", "--env", "ebrl/Particle-v0", "--demos", "ebrl/absent-v0", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--demos" in err and "no Minari dataset 'ebrl/absent-v0'" in err and "downloaded" in err
+    assert len(err.strip().splitlines()) == 1
