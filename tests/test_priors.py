@@ -56,9 +56,38 @@ def value_iteration(p, r, terminal, n_iter: int = 500):
     return q
 
 
+class TableEnergy(torch.nn.Module):
+    """E(s) = table[s] for one-hot states ``(B, S) -> (B,)``: a ``StatePrior`` over a finite MDP."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("table", torch.as_tensor(table, dtype=torch.float64))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.to(torch.float64) @ self.table
+
+
+SHAPING_VARIANTS = {  # every potential the wrappers and experiments use: raw, offset, offset and bounded below
+    "raw": {},
+    "offset": {"offset": 3.0},
+    "bounded": {"offset": 3.0, "floor": -2.0},
+}
+
+
+def prior_potential(phi: np.ndarray, variant: str) -> np.ndarray:
+    """Φ per state from ``StatePrior`` (energy -2Φ at temperature 2) with the variant's offset and floor."""
+    prior = StatePrior(TableEnergy(-2.0 * phi), len(phi), temperature=2.0, **SHAPING_VARIANTS[variant])
+    with torch.no_grad():
+        return prior(torch.eye(len(phi), dtype=torch.float64)).numpy()
+
+
+@pytest.mark.parametrize("variant", list(SHAPING_VARIANTS))
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_potential_shaping_keeps_the_optimal_policy_of_an_exact_mdp(seed):
+def test_potential_shaping_keeps_the_optimal_policy_of_an_exact_mdp(seed, variant):
     p, r, terminal, phi = random_mdp(seed)
+    phi = prior_potential(phi, variant)
+    if variant == "bounded":
+        assert (phi == -2.0).any() and (phi > -2.0).any()  # the floor binds on some states, not all
     q = value_iteration(p, r, terminal)
     q_shaped = value_iteration(p, shaped(r, terminal, phi), terminal)
     live = ~terminal
@@ -221,3 +250,101 @@ def test_sparse_goal_env_passes_checkers_and_rewards_only_the_goal():
     env.reset(seed=0)
     rewards = [env.step(np.array([1.0, -1.0], np.float32))[1] for _ in range(20)]  # away from the goal
     assert rewards == [0.0] * 20
+
+
+def test_offset_potential_makes_the_goal_step_pay_the_goal_reward():
+    goal = torch.tensor([0.8, 0.8])
+
+    def energy(obs: torch.Tensor) -> torch.Tensor:
+        return 10.0 * (obs - goal).norm(dim=1)  # Φ = -E/T rises to 0 at the goal's centre
+
+    class Energy(torch.nn.Module):
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return energy(obs)
+
+    for offset, floor in ((0.0, None), (-1.5, None), (-1.5, -3.0)):
+        prior = StatePrior(Energy(), 2, temperature=1.0, offset=offset, floor=floor)
+        env = EnergyShaping(gym.make("ebrl/SparseGoal-v0"), prior, gamma=0.99)
+        obs, _ = env.reset(seed=0)
+        for _ in range(100):
+            last = obs
+            obs, reward, terminated, truncated, _ = env.step(np.array([1.0, 1.0], np.float32))
+            if terminated or truncated:
+                break
+        assert terminated
+        phi_last = float(prior(torch.as_tensor(last)[None])[0])
+        # the step into the goal pays r + γ·0 - Φ(s): with the offset, Φ(s) is raised by 1.5 and the step pays less
+        assert reward == pytest.approx(1.0 - phi_last, abs=1e-5)
+        assert phi_last == pytest.approx(max(-10.0 * float((torch.as_tensor(last) - goal).norm()) - offset,
+                                             -np.inf if floor is None else floor), abs=1e-5)
+
+
+def test_state_prior_floor_bounds_the_potential_and_offset_shifts_it():
+    with seeded_init(torch.Generator().manual_seed(0)):
+        energy = MLPEnergy(2, (8,))
+    obs = torch.rand(64, 2) * 2 - 1
+    base = StatePrior(energy, 2, temperature=0.01)(obs)  # a wide range of potentials
+    shifted = StatePrior(energy, 2, temperature=0.01, offset=2.5)(obs)
+    bounded = StatePrior(energy, 2, temperature=0.01, offset=2.5, floor=-1.0)(obs)
+    torch.testing.assert_close(shifted, base - 2.5)
+    torch.testing.assert_close(bounded, (base - 2.5).clamp(min=-1.0))
+    assert (bounded == -1.0).any() and (bounded > -1.0).any()
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="offset"):
+            StatePrior(energy, 2, offset=bad)
+        with pytest.raises(ValueError, match="floor"):
+            StatePrior(energy, 2, floor=bad)
+
+
+def test_non_finite_potential_or_novelty_energy_raises_and_is_never_a_reward():
+    state = {"nan": False}
+
+    def prior(obs: torch.Tensor) -> torch.Tensor:
+        return torch.full((obs.shape[0],), float("nan") if state["nan"] else 0.0)
+
+    env = EnergyShaping(gym.make("ebrl/SparseGoal-v0"), prior, gamma=0.99)
+    env.reset(seed=0)
+    state["nan"] = True
+    with pytest.raises(ValueError, match="potential is not finite"):
+        env.step(np.zeros(2, np.float32))
+
+    class NaNEnergy(MLPEnergy):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * float("nan")
+
+    novelty = EnergyNovelty(gym.make("ebrl/SparseGoal-v0"), NaNEnergy(2, (8,)), 0.1)
+    novelty.reset(seed=0)
+    with pytest.raises(ValueError, match=r"not finite|non-finite"):
+        novelty.step(np.zeros(2, np.float32))
+
+
+def test_nonpositive_novelty_is_the_bonus_shifted_below_zero():
+    with seeded_init(torch.Generator().manual_seed(0)):
+        energy = MLPEnergy(2, (16,))
+    plain = EnergyNovelty(gym.make("ebrl/SparseGoal-v0"), energy, 0.2, clip=3.0)
+    shifted = EnergyNovelty(gym.make("ebrl/SparseGoal-v0"), energy, 0.2, clip=3.0, nonpositive=True)
+    states = np.random.default_rng(0).uniform(-1, 1, (50, 2)).astype(np.float32)
+    a = np.array([plain.bonus(s) for s in states])
+    b = np.array([shifted.bonus(s) for s in states])
+    np.testing.assert_allclose(b, a - 0.2 * 3.0, atol=1e-6)
+    assert b.max() <= 0.0 and b.min() >= -2 * 0.2 * 3.0
+    with pytest.raises(TypeError, match="nonpositive"):
+        EnergyNovelty(gym.make("ebrl/SparseGoal-v0"), energy, 0.2, nonpositive=1)
+
+
+@pytest.mark.parametrize("wrapper", ["shaping_bounded", "novelty_nonpositive"])
+def test_energy_wrappers_pass_gymnasium_and_sb3_env_checkers(wrapper):
+    def make() -> gym.Env:
+        env = gym.make("ebrl/SparseGoal-v0")
+        with seeded_init(torch.Generator().manual_seed(0)):
+            energy = MLPEnergy(2, (8,))
+        if wrapper == "shaping_bounded":
+            return EnergyShaping(env, StatePrior(energy, 2, offset=1.0, floor=-1.0), gamma=0.99)
+        return EnergyNovelty(env, energy, 0.1, nonpositive=True, update_every=10)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # gymnasium always says that a wrapper differs from its unwrapped env; any other warning fails
+        warnings.filterwarnings("ignore", message=".*is different from the unwrapped version")
+        gym_check_env(make())
+        sb3_check_env(make())

@@ -7,6 +7,15 @@ low where good states are. Its potential Φ(s) = -E(s)/T serves as a value prior
   provided Φ(terminal) = 0 (the absorbing state after a termination has potential 0, so the term
   is -Φ(s) on a terminating step). A truncation (time limit) is not a terminal state: it keeps
   γΦ(s'), as the bootstrap does.
+- the offset: Φ - c is as valid a potential as Φ (same optimal policy, for any constant c), but
+  not as useful. The step into a terminal state pays r - Φ(s), so a potential that is large
+  where episodes end cancels the goal's reward until the values catch up; ``offset`` = Φ at the
+  terminal (goal) states makes that step pay about r.
+- the scale: the shaped task's values are Q - Φ, so a potential that plunges far from the
+  demonstrations (an energy fitted by NCE can reach -90 there) makes the critic learn values of that
+  size, and makes standing still there pay (1 - γ)|Φ| per step until they are learnt. ``floor``
+  bounds Φ from below (Φ = max(-E/T - c, floor)), keeping the shaped values within |floor| of the
+  raw ones; the potential is still a fixed function of the state, so the optimal policy is unchanged.
 - initialisation (Wiewiora 2003): Q-learning with Q₀(s, a) = Φ(s) and no shaping makes the same
   updates, and the same greedy and Boltzmann choices, as Q-learning with Q₀ = 0 on shaped rewards.
 
@@ -17,19 +26,31 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ebrl._checks import check_finite, check_has_data, check_int, check_positive, check_tensor
+from ebrl._checks import check_finite, check_has_data, check_int, check_number, check_positive, check_tensor
 
 
 class StatePrior(nn.Module):
-    """Φ(s) = -E(s)/T for a state energy ``E: (B, O) -> (B,)``.
+    """Φ(s) = max(-E(s)/T - c, floor) for a state energy ``E: (B, O) -> (B,)``.
 
     Args:
         energy: the state energy (e.g. an ``MLPEnergy(O)`` fitted by ``ebrl.training.fit``).
         obs_dim: O, the observation size it was trained on; other sizes raise ``ValueError``.
         temperature: T > 0; it sets the scale of the potential against the rewards.
+        offset: c, subtracted: Φ(s) = -E(s)/T - c. Set it to the potential of the states where
+            episodes terminate (e.g. the mean of -E/T over demonstrated goal states), so that Φ ≈ 0
+            there, like the absorbing state's; see the module docstring.
+        floor: a lower bound on Φ, or ``None`` (unbounded); see the module docstring.
     """
 
-    def __init__(self, energy: nn.Module, obs_dim: int, *, temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        energy: nn.Module,
+        obs_dim: int,
+        *,
+        temperature: float = 1.0,
+        offset: float = 0.0,
+        floor: float | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(energy, nn.Module):
             raise TypeError(f"energy must be a torch.nn.Module, got {type(energy).__name__}")
@@ -39,6 +60,8 @@ class StatePrior(nn.Module):
             raise ValueError(f"energy was built for inputs of shape {tuple(event)}, but obs_dim is {obs_dim}")
         self.energy, self.obs_dim = energy, obs_dim
         self.temperature = check_positive("temperature", temperature)
+        self.offset = check_number("offset", offset)
+        self.floor = None if floor is None else check_number("floor", floor)
 
     def forward(self, obs: Tensor) -> Tensor:
         """Φ(obs) ``(B,)`` for ``obs (B, O)``; raises ``ValueError`` for another observation size."""
@@ -48,7 +71,8 @@ class StatePrior(nn.Module):
                 f"the prior was trained on observations of size {self.obs_dim}, got obs of shape {tuple(obs.shape)}"
             )
         check_finite("obs", obs)
-        return -self.energy(obs) / self.temperature
+        phi = -self.energy(obs) / self.temperature - self.offset  # (B,)
+        return phi if self.floor is None else phi.clamp(min=self.floor)
 
 
 def shaping_term(phi: Tensor, phi_next: Tensor, terminated: Tensor, *, gamma: float) -> Tensor:

@@ -27,12 +27,15 @@ def _as_batch(obs: np.ndarray) -> Tensor:
     return torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1))  # (1, O)
 
 
-class EnergyShaping(gym.Wrapper):
+class EnergyShaping(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds the potential-based shaping term F = γ Φ(s') - Φ(s) to every reward (Ng et al. 1999).
 
-    Φ is a ``StatePrior`` (Φ = -E(s)/T) or any function ``obs (B, O) -> (B,)``. On a terminating step
-    Φ(s') is taken as 0 (the absorbing state), which is what keeps the optimal policy unchanged in
-    episodic tasks; on a truncation (time limit) γΦ(s') is kept, as the learner bootstraps there.
+    Φ is a ``StatePrior`` (Φ = -E(s)/T - offset) or any function ``obs (B, O) -> (B,)``. On a terminating
+    step Φ(s') is taken as 0 (the absorbing state), which is what keeps the optimal policy unchanged in
+    episodic tasks; on a truncation (time limit) γΦ(s') is kept, as the learner bootstraps there. The
+    terminating step therefore pays r - Φ(s): give the prior an ``offset`` that makes Φ ≈ 0 at the
+    states where episodes end, or a goal's reward is cancelled by the potential's drop to 0. A
+    non-finite potential raises ``ValueError``.
     ``gamma`` must be the learner's discount. ``info["raw_reward"]`` holds the unshaped reward and
     ``info["shaping"]`` the term F.
 
@@ -43,7 +46,8 @@ class EnergyShaping(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, prior: StatePrior | Callable[[Tensor], Tensor], gamma: float) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, prior=prior, gamma=gamma)  # gymnasium can remake the env
+        gym.Wrapper.__init__(self, env)
         obs_dim = _flat_obs_dim(env)
         if isinstance(prior, StatePrior) and prior.obs_dim != obs_dim:
             raise ValueError(
@@ -78,7 +82,7 @@ class EnergyShaping(gym.Wrapper):
         return obs, float(reward) + shaping, terminated, truncated, info
 
 
-class EnergyNovelty(gym.Wrapper):
+class EnergyNovelty(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds an exploration bonus from an energy density model of the visited states, fitted online.
 
     Every visited observation enters a ring buffer; every ``update_every`` steps the energy takes
@@ -88,7 +92,14 @@ class EnergyNovelty(gym.Wrapper):
         b(s') = coef · clip(E(s') - log vol(box), -clip, clip),
 
     positive where states are visited less often than under a uniform spread, negative where more
-    often. It needs finite observation bounds. ``info["novelty"]`` holds b.
+    often. With ``nonpositive=True`` the bonus is shifted down by its bound,
+
+        b(s') = coef · (clip(E(s') - log vol(box), -clip, clip) - clip) <= 0,
+
+    a penalty that is smaller in rarely visited states: the same ranking of states, but no reward
+    for staying alive, so that ending an episode at a goal is never a loss of future bonuses. It
+    needs finite observation bounds. ``info["novelty"]`` holds b; a non-finite energy raises
+    ``ValueError`` (it is never turned into a reward).
 
     Args:
         env: a gymnasium env with a bounded Box observation space.
@@ -100,6 +111,7 @@ class EnergyNovelty(gym.Wrapper):
         batch_size: NCE minibatch size.
         lr: Adam's learning rate.
         clip: the bonus's bound (before ``coef``).
+        nonpositive: shift the bonus to [-2·coef·clip, 0] (see above).
         seed: seeds the NCE noise and minibatches.
     """
 
@@ -115,9 +127,14 @@ class EnergyNovelty(gym.Wrapper):
         batch_size: int = 128,
         lr: float = 1e-3,
         clip: float = 5.0,
+        nonpositive: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, energy=energy, coef=coef, update_every=update_every, n_updates=n_updates, buffer_size=buffer_size,
+            batch_size=batch_size, lr=lr, clip=clip, nonpositive=nonpositive, seed=seed,
+        )
+        gym.Wrapper.__init__(self, env)
         obs_dim = _flat_obs_dim(env)
         if not isinstance(energy, MLPEnergy) or energy.in_features != obs_dim:
             raise ValueError(f"energy must be an MLPEnergy over {obs_dim} observation features, got {energy}")
@@ -131,7 +148,9 @@ class EnergyNovelty(gym.Wrapper):
                             ("buffer_size", buffer_size), ("batch_size", batch_size)):
             check_int(name, value)
         check_int("seed", seed, minimum=0)
-        self.energy, self.coef, self.clip = energy, float(coef), float(clip)
+        if not isinstance(nonpositive, bool):
+            raise TypeError(f"nonpositive must be a bool, got {type(nonpositive).__name__}")
+        self.energy, self.coef, self.clip, self.nonpositive = energy, float(coef), float(clip), nonpositive
         self.update_every, self.n_updates, self.batch_size = update_every, n_updates, batch_size
         self.noise = UniformBox(torch.as_tensor(low), torch.as_tensor(high))
         self.log_volume = float(self.noise.log_volume)
@@ -144,7 +163,10 @@ class EnergyNovelty(gym.Wrapper):
         """b(obs), the current novelty bonus of one observation."""
         with torch.no_grad():
             e = float(self.energy(_as_batch(obs))[0])
-        return self.coef * float(np.clip(e - self.log_volume, -self.clip, self.clip))
+        if not np.isfinite(e):
+            raise ValueError(f"the novelty energy is not finite at observation {np.asarray(obs).tolist()}")
+        shift = self.clip if self.nonpositive else 0.0
+        return self.coef * (float(np.clip(e - self.log_volume, -self.clip, self.clip)) - shift)
 
     def update(self) -> None:
         """``n_updates`` NCE steps on the buffered states."""
