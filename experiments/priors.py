@@ -1,86 +1,158 @@
-"""Energy value priors on a sparse-reward task: SAC and SoftQ with and without shaping or novelty.
+"""Energy value priors on a sparse-reward task: which priors turn a found goal into a solving policy.
 
-The prior: an ``MLPEnergy`` over states, fitted by NCE (against the uniform density on the arena)
-to the states of scripted demonstrations, each state drawn with probability ∝ γ_d^(T - t) so the
-density, and Φ(s) = -E(s)/T, rise towards the goal. Variants: ``none`` (the raw sparse reward),
-``shaping`` (``EnergyShaping`` with Φ) and ``novelty`` (``EnergyNovelty``, a density of visited
-states fitted online). Measured: environment steps to the first success during training and the
-success rate of the final deterministic policy, over the seeds. Target: at least 2x fewer steps to
-first success with the prior.
+Task: ``ebrl/SparseGoal-v0`` (reward 1 only at a small goal in the far corner, 100 steps per episode).
+Priors, all from 20 scripted demonstrations (a noisy controller that heads for the goal):
 
-Writes ``results/priors/``: ``priors.csv``, ``priors.md`` and ``priors.png``.
+- ``none``: the raw sparse reward.
+- ``shaping``: ``EnergyShaping`` with Φ(s) = -E(s)/T, E an ``MLPEnergy`` fitted by NCE (against the
+  uniform density on the arena) to demonstration states drawn ∝ γ_d^(T - t), so Φ rises towards the goal.
+- ``shaping_offset``: the same Φ less its mean over the demonstrations' last states (``StatePrior(offset=)``),
+  so Φ ≈ 0 where episodes end, like the absorbing state's potential.
+- ``shaping_bounded``: the offset Φ bounded below by ``prior_floor`` (``StatePrior(floor=)``), so the
+  shaped values stay within |floor| of the raw ones.
+- ``novelty``: ``EnergyNovelty`` (a density of visited states fitted online; positive bonus where rare).
+- ``novelty_nonpositive``: the same bonus shifted to be <= 0 (``EnergyNovelty(nonpositive=True)``).
+- ``demos``: the raw reward, with the demonstrations' transitions in the replay buffer before learning.
+- ``shaping_bounded_demos``: both.
+- ``value_prior`` (SoftQ only): the critic is a residual on the bounded Φ, Q = Φ(s) + Q_net(s, a).
+- ``ibc_warm_start`` (SoftQ only): a state-action energy trained by implicit BC (InfoNCE) on the
+  demonstrations is copied into SoftQ's critics before learning (``EnergyPolicy.warm_start``).
 
-Run: ``python -m experiments.priors`` (``--quick`` for a smoke run).
+Measured per run: environment steps to the first success during training, the number of rewarded
+transitions that entered the replay buffer, the deterministic policy's success rate in ``n_eval_episodes``
+evaluation episodes every ``eval_freq`` steps (steps to the first evaluation at >= 80%), and the final one.
+At each evaluation the critic is read along a fixed demonstrated path (``curves.csv``): Q of the
+demonstrated action at the start and at the last step (the one that enters the goal), Q of standing still
+at that last state, each also with Φ(s) added back (a shaped critic learns Q - Φ).
+
+Seeds: settings are chosen on ``TUNING_SEEDS`` (``--split tuning``, written to ``tuning.csv``); the
+reported configuration is fixed in ``Args`` before the held-out ``HELD_OUT_SEEDS`` run (``runs.csv``).
+Chosen on tuning seed 100 with SAC (before any held-out run): the initial temperature 0.01 for every arm
+(started at 1, SAC's and SoftQ's soft value, about 15 after a few thousand steps, dwarfed the goal's reward of
+1), T = 1 and floor -3 (at T = 2 with floor -1 the floor covered the start, which then had no shaping).
+Runs already in the CSV with the same configuration digest are skipped (resumable).
+
+Writes ``results/priors/``: ``runs.{csv,md}`` (or ``tuning.{csv,md}``), ``curves.csv``, ``summary.md``
+(mean success with 95% bootstrap intervals, paired differences against ``none``) and ``runs.png``.
+
+Run: ``python -m experiments.priors`` (``--quick`` for a smoke run into ``results/quick/``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.evaluation import evaluate_policy
 
 import envs  # noqa: F401  (registers the ebrl environments)
-from agents import SoftQ
+from agents import IBC, EnergyPolicy, SoftQ
 from ebrl._checks import seeded_init
 from ebrl.energy import MLPEnergy, UniformBox
 from ebrl.rl.priors import StatePrior
 from ebrl.training import NCE, fit
 from envs.wrappers import EnergyNovelty, EnergyShaping
-from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
+from experiments import stats
+from experiments._common import (
+    RESULTS_ROOT,
+    config_digest,
+    environment_info,
+    parse_args,
+    pyplot,
+    read_rows,
+    results_dir,
+    save_figure,
+    write_table,
+)
 
 ENV_ID = "ebrl/SparseGoal-v0"
+TUNING_SEEDS = (100, 101)
+"""Seeds on which the settings in ``Args`` were chosen; never reported as results."""
+HELD_OUT_SEEDS = (0, 1, 2)
+"""Seeds of the reported runs, run only after the configuration was fixed."""
+SOLVED = 0.8
+"""A solving evaluation: the deterministic policy reaches the goal in at least 80% of the episodes."""
+VARIANTS = (
+    "none", "shaping", "shaping_offset", "shaping_bounded", "novelty", "novelty_nonpositive", "demos",
+    "shaping_bounded_demos", "value_prior", "ibc_warm_start",
+)
+SHAPED = ("shaping", "shaping_offset", "shaping_bounded", "shaping_bounded_demos")
+SOFTQ_ONLY = ("value_prior", "ibc_warm_start")
 
 
 @dataclass
 class Args:
     """Configuration of the priors experiment (every field is a command-line option)."""
 
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "training seeds"})
-    total_timesteps: int = field(default=20_000, metadata={"help": "environment steps per run"})
-    algos: tuple[str, ...] = field(default=("SAC", "SoftQ"), metadata={"help": "agents"})
-    variants: tuple[str, ...] = field(default=("none", "shaping", "novelty"), metadata={"help": "reward variants"})
-    gamma: float = field(default=0.99, metadata={"help": "the agents' discount (also the shaping's)"})
-    n_demos: int = field(default=20, metadata={"help": "scripted demonstrations for the prior"})
-    demo_discount: float = field(default=0.9, metadata={"help": "demo state t is drawn ∝ demo_discount^(T - t)"})
-    prior_temperature: float = field(default=2.0, metadata={"help": "T in Φ = -E/T"})
-    prior_epochs: int = field(default=200, metadata={"help": "NCE epochs for the prior"})
-    novelty_coef: float = field(default=0.05, metadata={"help": "novelty bonus scale"})
-    n_eval_episodes: int = field(default=20, metadata={"help": "final deterministic episodes"})
-    stop_at_first_success: bool = field(
-        default=False,
-        metadata={"help": "end each run at its first success (measures only steps to first success; much cheaper)"},
+    split: Literal["held_out", "tuning"] = field(
+        default="held_out", metadata={"help": "held_out: HELD_OUT_SEEDS into runs.csv; tuning: TUNING_SEEDS"}
     )
-    quick: bool = field(default=False, metadata={"help": "smoke run: 300 steps, one seed, tiny prior"})
+    seeds: tuple[int, ...] = field(default=(), metadata={"help": "override the split's seeds"})
+    total_timesteps: int = field(default=15_000, metadata={"help": "environment steps per run"})
+    algos: tuple[str, ...] = field(default=("SAC", "SoftQ"), metadata={"help": "agents"})
+    variants: tuple[str, ...] = field(default=("none", "shaping_bounded"), metadata={"help": f"of {VARIANTS}"})
+    gamma: float = field(default=0.99, metadata={"help": "the agents' discount (also the shaping's)"})
+    alpha_init: float = field(default=0.01, metadata={"help": "initial learnt temperature, every arm"})
+    n_demos: int = field(default=20, metadata={"help": "scripted demonstrations for the priors"})
+    demo_noise: float = field(default=0.3, metadata={"help": "sd of the scripted controller's action noise"})
+    demo_discount: float = field(default=0.9, metadata={"help": "demo state t is drawn ∝ demo_discount^(T - t)"})
+    prior_temperature: float = field(default=1.0, metadata={"help": "T in Φ = -E/T"})
+    prior_floor: float = field(default=-3.0, metadata={"help": "lower bound of the bounded Φ"})
+    prior_epochs: int = field(default=200, metadata={"help": "NCE epochs for the state prior"})
+    novelty_coef: float = field(default=0.05, metadata={"help": "novelty bonus scale"})
+    ibc_epochs: int = field(default=100, metadata={"help": "InfoNCE epochs of the state-action prior"})
+    eval_freq: int = field(default=2_500, metadata={"help": "environment steps between evaluations"})
+    n_eval_episodes: int = field(default=20, metadata={"help": "deterministic episodes per evaluation"})
+    resume: bool = field(default=True, metadata={"help": "skip runs already in the CSV with this configuration"})
+    run: bool = field(default=True, metadata={"help": "--no-run: only rebuild the tables from the CSVs"})
+    quick: bool = field(default=False, metadata={"help": "smoke run into results/quick/: 300 steps, tiny priors"})
 
 
-QUICK = {"seeds": (0,), "total_timesteps": 300, "n_demos": 5, "prior_epochs": 5, "n_eval_episodes": 2}
+QUICK = {"total_timesteps": 300, "n_demos": 3, "prior_epochs": 2, "ibc_epochs": 2, "eval_freq": 150,
+         "n_eval_episodes": 2}
 
 
-def fit_prior(args: Args, seed: int) -> StatePrior:
-    """Φ = -E/T, E fitted by NCE to discounted demonstration states."""
+# ------------------------------------------------------------------------------------------------
+# Demonstrations and the priors fitted to them
+
+
+def demonstrations(args: Args, seed: int) -> list[dict[str, np.ndarray]]:
+    """``n_demos`` episodes of a noisy controller that heads for the goal: obs, act, next_obs ``(T, 2)``."""
     env = gym.make(ENV_ID).unwrapped
     rng = np.random.default_rng(seed)
-    states = []
+    episodes = []
     for episode in range(args.n_demos):
         obs, _ = env.reset(seed=10_000 * seed + episode)
-        path = [obs]
+        rows: dict[str, list[np.ndarray]] = {"obs": [], "act": [], "next_obs": []}
         for _ in range(100):
-            direction = env.goal - obs
-            obs, _, terminated, _, _ = env.step(np.clip(direction / env.speed, -1, 1) + rng.normal(0, 0.3, 2))
-            path.append(obs)
+            act = np.clip((env.goal - obs) / env.speed + rng.normal(0, args.demo_noise, 2), -1, 1).astype(np.float32)
+            nxt, _, terminated, _, _ = env.step(act)
+            for key, value in (("obs", obs), ("act", act), ("next_obs", nxt)):
+                rows[key].append(value)
+            obs = nxt
             if terminated:
                 break
-        weights = args.demo_discount ** np.arange(len(path))[::-1]  # (T,): ∝ γ_d^(T - t)
+        episodes.append({k: np.stack(v) for k, v in rows.items()})
+    return episodes
+
+
+def fit_state_prior(args: Args, demos: list[dict[str, np.ndarray]], seed: int) -> StatePrior:
+    """Φ = -E/T, E fitted by NCE to discounted demonstration states (no offset)."""
+    rng = np.random.default_rng(seed)
+    states = []
+    for demo in demos:
+        path = np.concatenate([demo["obs"], demo["next_obs"][-1:]])  # (T + 1, 2)
+        weights = args.demo_discount ** np.arange(len(path))[::-1]  # (T + 1,): ∝ γ_d^(T - t)
         picks = rng.choice(len(path), size=20 * len(path), p=weights / weights.sum())
-        states.append(np.stack(path)[picks])
+        states.append(path[picks])
     data = torch.as_tensor(np.concatenate(states), dtype=torch.float32)  # (N, 2)
     g = torch.Generator().manual_seed(seed)
     with seeded_init(g):
@@ -90,109 +162,295 @@ def fit_prior(args: Args, seed: int) -> StatePrior:
     return StatePrior(energy.requires_grad_(False), 2, temperature=args.prior_temperature)
 
 
-class FirstSuccess(BaseCallback):
-    """Records the environment step of the first ``info["is_success"]`` of the raw task.
+def with_goal_offset(prior: StatePrior, demos: list[dict[str, np.ndarray]], floor: float | None = None) -> StatePrior:
+    """The same energy with ``offset`` = the mean potential of the demonstrations' last states (before the goal),
+    and the given ``floor``."""
+    last = torch.as_tensor(np.stack([d["obs"][-1] for d in demos]))  # (n_demos, 2)
+    with torch.no_grad():
+        offset = float(prior(last).mean())
+    return StatePrior(prior.energy, prior.obs_dim, temperature=prior.temperature, offset=prior.offset + offset,
+                      floor=floor)
 
-    With ``stop``, training ends at that step (SB3 stops when a callback returns False).
-    """
 
-    def __init__(self, stop: bool = False) -> None:
-        super().__init__()
-        self.stop = stop
-        self.step: int | None = None
+def variant_prior(variant: str, args: Args, demos: list[dict[str, np.ndarray]], raw: StatePrior) -> StatePrior:
+    """The potential a variant uses: raw Φ for ``shaping``, offset for ``shaping_offset``, else bounded."""
+    if variant == "shaping":
+        return raw
+    return with_goal_offset(raw, demos, None if variant == "shaping_offset" else args.prior_floor)
 
-    def _on_step(self) -> bool:
-        if self.step is None and any(info.get("is_success", False) for info in self.locals["infos"]):
-            self.step = self.num_timesteps
-        return not (self.stop and self.step is not None)
+
+def fit_ibc_energy(args: Args, demos: list[dict[str, np.ndarray]], seed: int, hidden: list[int]) -> EnergyPolicy:
+    """An implicit-BC policy (InfoNCE against uniform negatives) on the demonstrations' (obs, act) pairs."""
+    obs = np.concatenate([d["obs"] for d in demos])
+    act = np.concatenate([d["act"] for d in demos])
+    env = gym.make(ENV_ID)
+    ibc = IBC(env.observation_space, env.action_space, hidden=tuple(hidden), seed=seed)
+    ibc.learn(obs, act, epochs=args.ibc_epochs)
+    return ibc.policy
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
 
 
 def make_env(variant: str, prior: StatePrior, args: Args, seed: int) -> gym.Env:
     env = gym.make(ENV_ID)
-    if variant == "shaping":
+    if variant in SHAPED:
         return EnergyShaping(env, prior, gamma=args.gamma)
-    if variant == "novelty":
+    if variant in ("novelty", "novelty_nonpositive"):
         g = torch.Generator().manual_seed(seed)
         with seeded_init(g):
             density = MLPEnergy(2, (32, 32))
-        return EnergyNovelty(env, density, args.novelty_coef, seed=seed)
-    if variant != "none":
-        raise ValueError(f"variant must be 'none', 'shaping' or 'novelty', got {variant!r}")
+        return EnergyNovelty(env, density, args.novelty_coef, nonpositive=variant == "novelty_nonpositive", seed=seed)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     return env
 
 
-def run(algo: str, variant: str, seed: int, prior: StatePrior, args: Args) -> dict[str, Any]:
-    env = make_env(variant, prior, args, seed)
+def add_demos_to_buffer(model: BaseAlgorithm, env: gym.Env, demos: list[dict[str, np.ndarray]]) -> int:
+    """Replay the demonstrated actions through ``env`` (so rewards are the run's own) into the replay buffer.
+
+    The env is reset to each demonstration's start seed; returns the number of transitions added.
+    """
+    n = 0
+    buffer = model.replay_buffer
+    assert buffer is not None
+    for demo in demos:
+        env.reset()
+        env.unwrapped._pos = demo["obs"][0].astype(np.float64)  # the demonstration's start
+        obs = demo["obs"][0]
+        for act in demo["act"]:
+            nxt, reward, terminated, truncated, info = env.step(act)
+            buffer.add(obs[None], np.asarray(nxt)[None], act[None], np.array([reward]), np.array([terminated]),
+                       [{**info, "TimeLimit.truncated": truncated and not terminated}])
+            n += 1
+            obs = nxt
+            if terminated or truncated:
+                break
+    return n
+
+
+def critic_q(model: BaseAlgorithm, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """The critic's (pessimistic) Q of scaled actions ``act (B, A)`` at ``obs (B, O)``, ``(B,)``."""
+    o = torch.as_tensor(obs, dtype=torch.float32)
+    a = torch.as_tensor(act, dtype=torch.float32)
+    with torch.no_grad():
+        if isinstance(model, SAC):
+            q1, q2 = model.critic(o, a)
+            return torch.minimum(q1, q2).reshape(-1).numpy()
+        if isinstance(model, SoftQ):
+            return (-model.critic(o, a)).reshape(-1).numpy()
+    raise TypeError(f"critic_q supports SAC and SoftQ, got {type(model).__name__}")
+
+
+def temperature(model: BaseAlgorithm) -> float:
+    """The agent's current temperature α (SAC's entropy coefficient)."""
+    if isinstance(model, SAC):
+        log_alpha = model.log_ent_coef
+        return float(log_alpha.detach().exp()) if log_alpha is not None else float(model.ent_coef_tensor)
+    if isinstance(model, SoftQ):
+        return float(model.policy.alpha_tensor)
+    raise TypeError(f"temperature supports SAC and SoftQ, got {type(model).__name__}")
+
+
+def evaluate(model: BaseAlgorithm, n_episodes: int, seed: int) -> float:
+    """Success rate of the deterministic policy on the raw task."""
+    env = gym.make(ENV_ID)
+    wins = 0
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=90_000 + 1_000 * seed + episode)
+        while True:
+            act, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(act)
+            if terminated or truncated:
+                wins += int(reward > 0.5)
+                break
+    return wins / n_episodes
+
+
+class Monitor(BaseCallback):
+    """First success, rewarded transitions and periodic evaluations, with the critic along a demonstrated path."""
+
+    def __init__(self, args: Args, seed: int, path: dict[str, np.ndarray], phi: StatePrior | None) -> None:
+        super().__init__()
+        self.args, self.seed, self.path = args, seed, path
+        self.first_success: int | None = None
+        self.successes = 0
+        self.evals: list[dict[str, Any]] = []
+        with torch.no_grad():
+            obs = torch.as_tensor(path["obs"])
+            self.phi = np.zeros(len(obs)) if phi is None else phi(obs).numpy()  # (T,)
+
+    def _on_step(self) -> bool:
+        wins = sum(bool(info.get("is_success", False)) for info in self.locals["infos"])
+        self.successes += wins
+        if wins and self.first_success is None:
+            self.first_success = self.num_timesteps
+        if self.num_timesteps % self.args.eval_freq == 0:
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> None:
+        obs, act = self.path["obs"], self.path["act"]
+        q = critic_q(self.model, obs, act)  # (T,)
+        q_stay = critic_q(self.model, obs[-1:], np.zeros_like(act[-1:]))[0]
+        self.evals.append({
+            "step": self.num_timesteps,
+            "success_rate": evaluate(self.model, self.args.n_eval_episodes, self.seed),
+            "q_start": float(q[0]), "q_enter": float(q[-1]), "q_stay": float(q_stay),
+            "q_start_plus_phi": float(q[0] + self.phi[0]), "q_enter_plus_phi": float(q[-1] + self.phi[-1]),
+            "q_stay_plus_phi": float(q_stay + self.phi[-1]),
+            "successes_so_far": self.successes,
+            "alpha": temperature(self.model),
+        })
+        print({"algo": type(self.model).__name__, "seed": self.seed, **self.evals[-1]}, flush=True)
+
+
+def make_model(algo: str, variant: str, env: gym.Env, seed: int, prior: StatePrior, args: Args) -> BaseAlgorithm:
     if algo == "SAC":
-        model = SAC("MlpPolicy", env, gamma=args.gamma, learning_starts=100, seed=seed)
-    else:
-        model = SoftQ("MlpPolicy", env, gamma=args.gamma, alpha=0.1, learning_starts=100,
-                      policy_kwargs={"net_arch": [128, 128]}, seed=seed)
-    callback = FirstSuccess(stop=args.stop_at_first_success)
+        if variant in SOFTQ_ONLY:
+            raise ValueError(f"variant {variant!r} is for SoftQ only")
+        return SAC("MlpPolicy", env, gamma=args.gamma, learning_starts=100, ent_coef=f"auto_{args.alpha_init}",
+                   seed=seed)
+    if algo != "SoftQ":
+        raise ValueError(f"algo must be 'SAC' or 'SoftQ', got {algo!r}")
+    return SoftQ("MlpPolicy", env, gamma=args.gamma, learning_starts=100, alpha=f"auto_{args.alpha_init}", seed=seed,
+                 value_prior=prior if variant == "value_prior" else None, policy_kwargs={"net_arch": [128, 128]})
+
+
+def run(algo: str, variant: str, seed: int, args: Args) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    torch.manual_seed(seed)  # IBC and SB3 draw initial weights from the global RNG; SB3 seeds it again
+    demos = demonstrations(args, seed)
+    prior = variant_prior(variant, args, demos, fit_state_prior(args, demos, seed))
+    env = make_env(variant, prior, args, seed)
+    model = make_model(algo, variant, env, seed, prior, args)
+    if variant == "ibc_warm_start":
+        fit_ibc_energy(args, demos, seed, [128, 128]).warm_start(model)
+    n_demo_transitions = 0
+    if variant in ("demos", "shaping_bounded_demos"):
+        n_demo_transitions = add_demos_to_buffer(model, make_env(variant, prior, args, seed + 1), demos)
+    monitor = Monitor(args, seed, demos[0], prior if variant in SHAPED else None)
     start = time.perf_counter()
-    model.learn(args.total_timesteps, callback=callback)
+    model.learn(args.total_timesteps, callback=monitor)
+    seconds = time.perf_counter() - start
+    if not monitor.evals or monitor.evals[-1]["step"] != model.num_timesteps:
+        monitor.evaluate()
+    solving = [e["step"] for e in monitor.evals if e["success_rate"] >= SOLVED]
     row = {
         "algo": algo, "variant": variant, "seed": seed,
-        "steps_to_first_success": callback.step if callback.step is not None else f">{args.total_timesteps}",
+        "steps_to_first_success": monitor.first_success if monitor.first_success is not None else "",
+        "rewarded_transitions": monitor.successes,
+        "demo_transitions": n_demo_transitions,
+        "steps_to_solving_eval": solving[0] if solving else "",
+        "final_success_rate": monitor.evals[-1]["success_rate"],
+        "best_success_rate": max(e["success_rate"] for e in monitor.evals),
         "steps_trained": model.num_timesteps,
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "final_success_rate": "",  # not measured when the run stopped at its first success
+        "train_seconds": round(seconds, 1),
+        "load_1min": round(os.getloadavg()[0], 2),
     }
-    if not args.stop_at_first_success:
-        eval_env = gym.make(ENV_ID)
-        eval_env.reset(seed=90_000 + seed)
-        rewards, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.n_eval_episodes, deterministic=True,
-                                     return_episode_rewards=True, warn=False)
-        row["final_success_rate"] = float(np.mean(np.asarray(rewards) > 0.5))
-    return row
+    curves = [{"algo": algo, "variant": variant, "seed": seed, **e} for e in monitor.evals]
+    return row, curves
 
 
-def plot(rows: list[dict[str, Any]], path: str, total: int) -> None:
+# ------------------------------------------------------------------------------------------------
+# Tables
+
+
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (algo, variant): mean final success with a 95% bootstrap CI; paired difference to ``none``."""
+    out = []
+    for algo, variant in dict.fromkeys((r["algo"], r["variant"]) for r in rows):
+        mine = {r["seed"]: float(r["final_success_rate"]) for r in rows if (r["algo"], r["variant"]) == (algo, variant)}
+        ci = stats.bootstrap_ci(np.array(list(mine.values())), statistic=stats.mean, seed=0)
+        base = {r["seed"]: float(r["final_success_rate"]) for r in rows if (r["algo"], r["variant"]) == (algo, "none")}
+        common = sorted(set(mine) & set(base))
+        diff = ""
+        if variant != "none" and common:
+            d = stats.paired_difference_ci(np.array([mine[s] for s in common]), np.array([base[s] for s in common]),
+                                           statistic=stats.mean, seed=0)
+            diff = f"{d.point:+.2f} [{d.low:+.2f}, {d.high:+.2f}] ({stats.verdict(d)}, seeds {common})"
+        solved = sum(v >= SOLVED for v in mine.values())
+        out.append({
+            "algo": algo, "variant": variant, "seeds": len(mine),
+            "final_success_mean [95% CI]": f"{ci.point:.2f} [{ci.low:.2f}, {ci.high:.2f}]",
+            "seeds_solved (>= 80%)": f"{solved}/{len(mine)}",
+            "minus none, paired": diff,
+        })
+    return out
+
+
+def plot(curves: list[dict[str, Any]], path: Path) -> None:
     plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = sorted({(r["algo"], r["variant"]) for r in rows})
-    for i, (algo, variant) in enumerate(labels):
-        steps = [r["steps_to_first_success"] for r in rows if (r["algo"], r["variant"]) == (algo, variant)]
-        ax.scatter([i] * len(steps), [s if isinstance(s, int) else total for s in steps])
-    ax.set_xticks(range(len(labels)), [f"{a}\n{v}" for a, v in labels], fontsize=7)
-    ax.set_ylabel(f"steps to first success (>{total} plotted at {total})")
-    ax.set_title("Sparse goal: value priors")
-    save_figure(fig, path)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in dict.fromkeys((c["algo"], c["variant"]) for c in curves):
+        mine = [c for c in curves if (c["algo"], c["variant"]) == key]
+        for i, seed in enumerate(sorted({c["seed"] for c in mine})):
+            pts = [(c["step"], c["success_rate"]) for c in mine if c["seed"] == seed]
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, alpha=0.8,
+                    color=f"C{list(dict.fromkeys((c['algo'], c['variant']) for c in curves)).index(key) % 10}",
+                    label=f"{key[0]} {key[1]}" if i == 0 else None)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("deterministic success rate")
+    ax.set_title("SparseGoal: evaluation during training (one line per seed)")
+    ax.legend(fontsize=6)
+    save_figure(fig, str(path))
 
 
 def main(args: Args) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     if args.quick:
         args = replace(args, **QUICK)
-    out_dir = results_dir("priors")
-    rows = []
-    for seed in args.seeds:
-        prior = fit_prior(args, seed)
+    seeds = args.seeds or (TUNING_SEEDS if args.split == "tuning" else HELD_OUT_SEEDS)
+    out_dir = results_dir("priors", root=RESULTS_ROOT / "quick") if args.quick else results_dir("priors")
+    name = "tuning" if args.split == "tuning" else "runs"
+    digest = config_digest(args, exclude=("split", "seeds", "algos", "variants", "resume", "run", "quick"))
+    keep = (lambda r: r["config"] == digest) if args.resume else (lambda r: False)
+    typed = {"integer": ("seed",), "real": ("final_success_rate", "best_success_rate")}
+    rows = read_rows(out_dir / f"{name}.csv", keep=keep, **typed)
+    curves = read_rows(out_dir / f"{name}_curves.csv", keep=keep, integer=("seed", "step"), real=("success_rate",))
+    done = {(r["algo"], r["variant"], r["seed"]) for r in rows}
+    for seed in seeds:
         for algo in args.algos:
             for variant in args.variants:
-                rows.append(run(algo, variant, seed, prior, args))
-                print(rows[-1], flush=True)
-                write_results(rows, args, out_dir)  # after every run: a run cut short keeps what it finished
+                if not args.run or (algo, variant, seed) in done or (algo == "SAC" and variant in SOFTQ_ONLY):
+                    continue
+                row, curve = run(algo, variant, seed, args)
+                rows.append({**row, "config": digest})
+                curves += [{**c, "config": digest} for c in curve]
+                print(row, flush=True)
+                write_results(rows, curves, args, out_dir, name)
+    if rows:  # also rebuilds the tables from rows gathered elsewhere (runs made in parallel, then concatenated)
+        write_results(rows, curves, args, out_dir, name)
     return rows
 
 
-def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> None:
-    plot(rows, str(out_dir / "priors.png"), args.total_timesteps)
+def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, out_dir: Path,
+                  name: str) -> None:
+    info = environment_info(packages=("stable-baselines3", "gymnasium"))
+    seeds = "tuning seeds (never reported)" if name == "tuning" else "held-out seeds"
     write_table(
-        out_dir, "priors", rows,
-        title="Sparse goal: SAC and SoftQ with and without energy priors",
-        config=args,
-        info=environment_info(packages=("stable-baselines3", "gymnasium")),
+        out_dir, name, rows,
+        title=f"SparseGoal: SAC and SoftQ with energy priors ({seeds})",
+        config=args, info=info,
         notes=(
-            "steps_to_first_success counts environment steps until the raw task first reports success "
-            "during training ('>N': never). final_success_rate: deterministic policy on the raw task"
-            + (" (not measured: each run stopped at its first success)." if args.stop_at_first_success else ".")
-            + f" Runs completed: {len(rows)} of {len(args.seeds) * len(args.algos) * len(args.variants)}."
+            "steps_to_first_success: environment steps until the raw task first reports success in training "
+            "(empty: never). rewarded_transitions: successes that entered the replay buffer during training. "
+            f"steps_to_solving_eval: first evaluation (every {args.eval_freq} steps, {args.n_eval_episodes} "
+            f"deterministic episodes) at >= {SOLVED:.0%} success (empty: none). final_success_rate: the last "
+            "evaluation. load_1min: the machine's 1-minute load average when the run ended."
             + (" QUICK SMOKE RUN: figures meaningless." if args.quick else ""),
         ),
     )
+    write_table(out_dir, f"{name}_curves", curves, title="SparseGoal: evaluations and critic values during training",
+                notes=("q_*: the critic's Q along one demonstrated path (start; the step into the goal; standing "
+                       "still at that last state); *_plus_phi adds Φ(s) back for shaped critics.",))
+    write_table(out_dir, f"{name}_summary", summary(rows), title=f"SparseGoal: final success over {seeds}",
+                notes=("Mean over seeds with a 95% percentile-bootstrap interval (experiments.stats); the paired "
+                       "difference is against the same algorithm without a prior, on the seeds both ran; an "
+                       "interval that includes 0 is a tie.",), config=args, info=info)
+    plot(curves, out_dir / f"{name}.png")
 
 
 if __name__ == "__main__":
     main(parse_args(Args, description=__doc__.splitlines()[0]))
+
