@@ -118,7 +118,7 @@ class Args:
     quick: bool = field(default=False, metadata={"help": "smoke run into results/quick/: 300 steps, tiny priors"})
 
 
-QUICK = {"total_timesteps": 300, "n_demos": 3, "prior_epochs": 2, "ibc_epochs": 2, "eval_freq": 150,
+QUICK = {"seeds": (0,), "total_timesteps": 300, "n_demos": 3, "prior_epochs": 2, "ibc_epochs": 2, "eval_freq": 150,
          "n_eval_episodes": 2}
 
 
