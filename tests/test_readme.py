@@ -59,3 +59,12 @@ def test_headline_verdict_is_a_tie_when_the_interval_includes_zero(tmp_path):
     assert verdict(Interval(-0.5, -1.0, -0.1, 0.95), higher_is_better=False).startswith("ahead")
     with pytest.raises(ValueError, match="headlines"):
         render("no markers here", tmp_path)
+
+
+def test_a_held_out_run_short_of_its_declared_seeds_gets_no_verdict():
+    from experiments._headlines import pending
+
+    assert pending("ahead: difference 2 [1, 3]", 5, 5, False) == "ahead: difference 2 [1, 3]"
+    assert pending("ahead: difference 2 [1, 3]", 2, 5, False) == (
+        "no verdict until all 5 held-out seeds have run (so far ahead, difference 2 [1, 3])")
+    assert pending("tie: difference 0 [-1, 1]", 2, 5, True) == "tie: difference 0 [-1, 1]"  # history: as labelled
