@@ -103,6 +103,7 @@ class Args:
     variants: tuple[str, ...] = field(default=("none", "shaping_bounded"), metadata={"help": f"of {VARIANTS}"})
     gamma: float = field(default=0.99, metadata={"help": "the agents' discount (also the shaping's)"})
     alpha_init: float = field(default=0.01, metadata={"help": "initial learnt temperature, every arm"})
+    learn_alpha: bool = field(default=True, metadata={"help": "--no-learn-alpha: keep the temperature at alpha_init"})
     n_demos: int = field(default=20, metadata={"help": "scripted demonstrations for the priors"})
     demo_noise: float = field(default=0.3, metadata={"help": "sd of the scripted controller's action noise"})
     demo_discount: float = field(default=0.9, metadata={"help": "demo state t is drawn ∝ demo_discount^(T - t)"})
@@ -308,15 +309,20 @@ class Monitor(BaseCallback):
         print({"algo": type(self.model).__name__, "seed": self.seed, **self.evals[-1]}, flush=True)
 
 
+def temperature_setting(args: Args) -> float | str:
+    """SAC's ``ent_coef`` and SoftQ's ``alpha``: learnt from ``alpha_init``, or fixed at it."""
+    return f"auto_{args.alpha_init}" if args.learn_alpha else args.alpha_init
+
+
 def make_model(algo: str, variant: str, env: gym.Env, seed: int, prior: StatePrior, args: Args) -> BaseAlgorithm:
     if algo == "SAC":
         if variant in SOFTQ_ONLY:
             raise ValueError(f"variant {variant!r} is for SoftQ only")
-        return SAC("MlpPolicy", env, gamma=args.gamma, learning_starts=100, ent_coef=f"auto_{args.alpha_init}",
+        return SAC("MlpPolicy", env, gamma=args.gamma, learning_starts=100, ent_coef=temperature_setting(args),
                    seed=seed)
     if algo != "SoftQ":
         raise ValueError(f"algo must be 'SAC' or 'SoftQ', got {algo!r}")
-    return SoftQ("MlpPolicy", env, gamma=args.gamma, learning_starts=100, alpha=f"auto_{args.alpha_init}", seed=seed,
+    return SoftQ("MlpPolicy", env, gamma=args.gamma, learning_starts=100, alpha=temperature_setting(args), seed=seed,
                  value_prior=prior if variant == "value_prior" else None, policy_kwargs={"net_arch": [128, 128]})
 
 
@@ -405,7 +411,9 @@ def main(args: Args) -> list[dict[str, Any]]:
     seeds = args.seeds or (TUNING_SEEDS if args.split == "tuning" else HELD_OUT_SEEDS)
     out_dir = results_dir("priors", root=RESULTS_ROOT / "quick") if args.quick else results_dir("priors")
     name = "tuning" if args.split == "tuning" else "runs"
-    digest = config_digest(args, exclude=("split", "seeds", "algos", "variants", "resume", "run", "quick"))
+    # learn_alpha joined the settings after runs were made with it on: it enters the digest only when off
+    stable = ("learn_alpha",) if args.learn_alpha else ()
+    digest = config_digest(args, exclude=("split", "seeds", "algos", "variants", "resume", "run", "quick", *stable))
     keep = (lambda r: r["config"] == digest) if args.resume else (lambda r: False)
     typed = {"integer": ("seed",), "real": ("final_success_rate", "best_success_rate")}
     rows = read_rows(out_dir / f"{name}.csv", keep=keep, **typed)
