@@ -13,7 +13,7 @@ from agents.softdqn import SoftDQN
 from agents.softq import SoftQ
 
 __all__ = ["SoftDQN", "SoftQ", "load_run", "save_run"]
-from agents.energy_policy import EnergyInference, EnergyPolicy
-from agents.ibc import IBC, IBCObjective
+from agents.common import EnergyInference, EnergyPolicy
+from agents.ibc import IBC
 
-__all__ += ["IBC", "EnergyInference", "EnergyPolicy", "IBCObjective"]
+__all__ += ["IBC", "EnergyInference", "EnergyPolicy"]

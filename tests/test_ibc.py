@@ -7,11 +7,12 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents import IBC, EnergyInference, IBCObjective
-from ebrl.energy import StateActionEnergy
+from agents import IBC, EnergyInference
+from ebrl.energy import StateActionEnergy, UniformBox
 from ebrl.rl import ActionBox, ContinuousBoltzmannPolicy
 from ebrl.rl.dfo import DerivativeFreeOptimizer
 from ebrl.samplers import Langevin
+from ebrl.training import InfoNCE
 
 OBS_SPACE = spaces.Box(0.0, 1.0, (1,), np.float32)
 ACT_SPACE = spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -120,9 +121,9 @@ def test_ibc_training_is_reproducible_with_a_seed():
 
 def test_gradient_penalty_and_langevin_counter_examples_give_finite_loss_and_gradients():
     box = ActionBox((-1.0,), (1.0,))
-    objective = IBCObjective(
-        box, n_negatives=8, langevin=Langevin(step_size=0.01, n_steps=3, bounds=((-1.0,), (1.0,))), grad_penalty=1.0,
-        grad_margin=0.0,
+    objective = InfoNCE(
+        UniformBox(box.low, box.high), n_negatives=8,
+        sampler=Langevin(step_size=0.01, n_steps=3, bounds=((-1.0,), (1.0,))), grad_penalty=1.0, grad_margin=0.0,
     )
     energy = StateActionEnergy(1, 1, (16,))
     x = torch.rand(4, 2)
@@ -160,7 +161,7 @@ class RecordingEnergy(StateActionEnergy):
 def test_local_counter_examples_sit_around_the_demonstration_and_the_rest_stay_uniform():
     box = ActionBox((-1.0, -1.0), (1.0, 1.0))
     n, frac, sigma = 40, 0.25, 0.02
-    objective = IBCObjective(box, n_negatives=n, local_fraction=frac, local_noise=sigma)
+    objective = InfoNCE(UniformBox(box.low, box.high), n_negatives=n, local_fraction=frac, local_noise=sigma)
     assert objective.n_local == 10
     energy = RecordingEnergy(1, 2, (8,))
     b = 500
@@ -184,13 +185,13 @@ def test_local_counter_examples_are_clamped_into_the_box_and_bad_settings_are_re
     box = ActionBox((0.0,), (1.0,))
     energy = RecordingEnergy(1, 1, (8,))
     x = torch.tensor([[0.5, 1.0]]).repeat(200, 1)  # a demonstration on the upper wall
-    IBCObjective(box, n_negatives=8, local_fraction=0.5, local_noise=0.2)(
+    InfoNCE(UniformBox(box.low, box.high), n_negatives=8, local_fraction=0.5, local_noise=0.2)(
         energy, x, generator=torch.Generator().manual_seed(1)
     )
     local = energy.candidates[:, 5:]
     assert float(local.max()) <= 1.0 and float(local.min()) >= 0.0
     assert float((local == 1.0).float().mean()) > 0.3  # about half the draws land past the wall
     with pytest.raises(ValueError, match="local_fraction"):
-        IBCObjective(box, local_fraction=1.0)
+        InfoNCE(UniformBox(box.low, box.high), local_fraction=1.0)
     with pytest.raises(ValueError, match="local_noise"):
-        IBCObjective(box, local_fraction=0.5, local_noise=0.0)
+        InfoNCE(UniformBox(box.low, box.high), local_fraction=0.5, local_noise=0.0)

@@ -153,3 +153,33 @@ def test_no_function_imports_a_module_of_the_packages() -> None:
                         if (relative or _is_own(module)) and (rel, module) not in LAZY_ALLOWED:
                             found.append(f"{rel}:{node.lineno} imports {module} inside {fn.name}()")
     assert not found, "function-level imports of the packages:\n" + "\n".join(found)
+
+
+def _imported(name: str) -> set[str]:
+    """Every module of the packages that module ``name`` imports, at any level (function bodies included)."""
+    path = MODULES[name]
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return {t for node in nodes for t in _target(name, path, node)}
+
+
+def test_each_algorithm_folder_imports_only_agents_common_and_ebrl() -> None:
+    folders = sorted({m.split(".")[1] for m in MODULES if m.count(".") >= 1 and m.startswith("agents.")
+                      and (ROOT / "agents" / m.split(".")[1]).is_dir()} - {"common"})
+    assert {"softq", "softdqn", "ibc"} <= set(folders)
+    found = []
+    for name in sorted(MODULES):
+        parts = name.split(".")
+        if parts[0] == "agents" and len(parts) > 1 and parts[1] in folders:
+            for target in sorted(_imported(name)):
+                t = target.split(".")
+                if t[0] == "agents" and not (len(t) > 1 and t[1] in ("common", parts[1])):
+                    found.append(f"{name} imports {target}")
+    # agents.common is shared by every algorithm, so it must not import any of them either.
+    found += [
+        f"{name} imports {target}"
+        for name in sorted(m for m in MODULES if m.startswith("agents.common"))
+        for target in sorted(_imported(name))
+        if target.split(".")[0] == "agents" and not target.startswith("agents.common")
+    ]
+    assert not found, "an algorithm folder leans on another:\n" + "\n".join(found)

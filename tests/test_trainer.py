@@ -143,6 +143,33 @@ def test_info_nce_objective_on_an_energy_over_x_matches_the_loss():
     assert 0.0 <= float(metrics["top1"]) <= 1.0
 
 
+def test_info_nce_local_counter_examples_and_gradient_penalty_on_an_energy_over_x():
+    seen = []
+
+    class Recording(MLPEnergy):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    energy = Recording(2, (16,))
+    objective = InfoNCE(UniformBox(-1.0, 1.0, dim=2), n_negatives=4, local_fraction=0.5, local_noise=0.01,
+                        grad_penalty=1.0, grad_margin=0.0)
+    assert objective.n_local == 2
+    x = torch.full((256, 2), 0.25)
+    loss, metrics = objective(energy, x, generator=gen(6))
+    loss.backward()
+    neg = seen[-1].reshape(256, 4, 2)  # the counter-examples, scored after the positives
+    local, uniform = neg[:, 2:].reshape(-1, 2), neg[:, :2].reshape(-1, 2)
+    # Local: mean x, sd 0.01 * width 2 = 0.02; uniform on [-1, 1]: sd 1/sqrt(3). Tolerances: 5 standard errors.
+    m = local.shape[0]
+    assert torch.allclose(local.mean(0), x[0], atol=5 * 0.02 / m**0.5)
+    assert torch.allclose(uniform.std(0), torch.full((2,), 3**-0.5), atol=5 * 0.3 / m**0.5)
+    assert float(metrics["grad_penalty"]) > 0  # margin 0: any slope is penalised
+    assert all(torch.isfinite(p.grad).all() for p in energy.parameters())
+    with pytest.raises(TypeError, match="UniformBox"):
+        InfoNCE(GaussianEnergy(torch.zeros(2), torch.eye(2)), local_fraction=0.5)
+
+
 def test_objectives_are_frozen_configurations():
     objective = DSM(0.1)
     with pytest.raises(AttributeError):

@@ -1,6 +1,7 @@
 """Pieces shared by the ebrl agents: action-space checks, finite transitions and losses, the
 sampling generator that is seeded through SB3's ``seed=`` but never pickled, ``save_run`` /
-``load_run``, which stop and resume a training run exactly, and the temperature.
+``load_run``, which stop and resume a training run exactly, the temperature, and ``EnergyPolicy``
+(any state-action energy as an SB3 policy, which IBC acts with).
 
 Each algorithm folder imports only this package and ``ebrl``, never another algorithm.
 """
@@ -13,12 +14,15 @@ from agents.common.checks import (
     check_finite_transition,
     check_value_prior,
 )
+from agents.common.energy_policy import EnergyInference, EnergyPolicy
 from agents.common.generator import PolicyGenerator
 from agents.common.runs import RUN_FILES, load_run, save_run
 from agents.common.temperature import LearntTemperature, check_target_entropy, parse_alpha
 
 __all__ = [
     "RUN_FILES",
+    "EnergyInference",
+    "EnergyPolicy",
     "LearntTemperature",
     "PolicyGenerator",
     "check_action_space",

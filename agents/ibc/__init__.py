@@ -1,3 +1,3 @@
-from agents.ibc.ibc import IBC, IBCObjective
+from agents.ibc.ibc import IBC
 
-__all__ = ["IBC", "IBCObjective"]
+__all__ = ["IBC"]

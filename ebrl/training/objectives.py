@@ -46,7 +46,7 @@ from ebrl._checks import (
     require,
     resolve_generator,
 )
-from ebrl.energy.analytic import Distribution
+from ebrl.energy.analytic import Distribution, UniformBox
 from ebrl.energy.base import unchecked
 from ebrl.energy.nets import StateActionEnergy
 from ebrl.losses import (
@@ -374,20 +374,83 @@ class InfoNCE:
     ``InfoNCE`` looks through the wrapper to recognise a ``StateActionEnergy`` and calls the
     wrapper, so DDP averages the gradients.
 
+    Implicit BC's variants (Florence et al. 2021) are options:
+
+    - ``sampler``: the counter-examples are then moved by this MCMC sampler (detached), as in
+      the paper's Langevin variant (its ``bounds`` should be the noise's box).
+    - ``local_fraction`` f > 0: the last round(f·N) counter-examples are instead drawn close to
+      the positive, ã = clamp(a* + σ·(high - low)·ξ, box) with ξ ~ N(0, I), σ = ``local_noise``
+      and the box of ``noise`` (a ``UniformBox``). Uniform counter-examples rarely land near a*,
+      so they teach where the good region is but not where inside it the minimum sits; local
+      ones make the minimum sharp. They are not importance-corrected, so E is no longer
+      -log p up to a constant near the data: only its minimisers are kept.
+    - ``grad_penalty`` λ > 0 adds λ · mean_j max(0, ‖∇ E(ã_j)‖_∞ - M)² (M = ``grad_margin``),
+      the paper's gradient penalty, which keeps the landscape smooth enough for Langevin
+      inference; its value is reported as the metric ``grad_penalty``.
+
     Args:
         noise: the ``Distribution`` of counter-examples (over x, or over actions).
         n_negatives: counter-examples per positive N >= 1.
         temperature: softmax temperature T > 0.
+        sampler: an ebrl ``Sampler`` that refines the counter-examples; ``None`` keeps the noise draws.
+        grad_penalty: λ >= 0; 0 turns the penalty off.
+        grad_margin: M >= 0.
+        local_fraction: f in [0, 1), the share of counter-examples drawn near the positive;
+            f > 0 needs ``noise`` to be a ``UniformBox``.
+        local_noise: σ > 0, their spread as a fraction of the box's width.
     """
 
     noise: Distribution
     n_negatives: int = 64
     temperature: float = 1.0
+    sampler: Sampler | None = None
+    grad_penalty: float = 0.0
+    grad_margin: float = 1.0
+    local_fraction: float = 0.0
+    local_noise: float = 0.05
 
     def __post_init__(self) -> None:
         _check_noise(self.noise)
         check_int("n_negatives", self.n_negatives)
         check_positive("temperature", self.temperature)
+        if self.sampler is not None:
+            _check_sampler(self.sampler)
+        check_positive("grad_penalty", self.grad_penalty, allow_zero=True)
+        check_positive("grad_margin", self.grad_margin, allow_zero=True)
+        fraction = check_positive("local_fraction", self.local_fraction, allow_zero=True)
+        if fraction >= 1:
+            raise ValueError(f"local_fraction must be in [0, 1) (some counter-examples stay noise), got {fraction}")
+        check_positive("local_noise", self.local_noise)
+        if self.n_local > 0 and not isinstance(self.noise, UniformBox):
+            raise TypeError(
+                f"local_fraction > 0 clamps counter-examples into the noise's box: noise must be a UniformBox, "
+                f"got {type(self.noise).__name__}"
+            )
+
+    @property
+    def n_local(self) -> int:
+        """How many of the ``n_negatives`` counter-examples are drawn near the positive."""
+        return round(self.local_fraction * self.n_negatives)
+
+    def _counter_examples(
+        self, energy: Any, anchor: Tensor, gen: torch.Generator, *, obs: Tensor | None = None
+    ) -> Tensor:
+        """The counter-examples ``(B, N, *event)`` for positives ``anchor (B, *event)`` (actions for an ``obs``)."""
+        b, n, event = anchor.shape[0], self.n_negatives, tuple(anchor.shape[1:])
+        neg = _draw(self.noise, b * n, event, gen, who="InfoNCE").to(anchor.device, anchor.dtype)  # (B*N, *event)
+        if self.sampler is not None:
+            target = energy if obs is None else energy.at(obs.detach(), n)  # over x, or over actions per state
+            neg = self.sampler(target, neg, generator=gen).detach()  # (B*N, *event)
+        neg = neg.reshape(b, n, *event)  # (B*N, *event) -> (B, N, *event)
+        k = self.n_local
+        if k > 0:
+            assert isinstance(self.noise, UniformBox)  # __post_init__
+            low = self.noise.low.to(anchor.device, anchor.dtype)  # (D,)
+            high = self.noise.high.to(anchor.device, anchor.dtype)  # (D,)
+            xi = torch.randn((b, k, *event), device=anchor.device, dtype=anchor.dtype, generator=gen)  # (B, k, D)
+            near = anchor.detach().unsqueeze(1) + self.local_noise * (high - low) * xi  # (B, 1, D) + (B, k, D)
+            neg = torch.cat([neg[:, : n - k], torch.clamp(near, low, high)], dim=1)  # (B, N, D)
+        return neg.requires_grad_(self.grad_penalty > 0)
 
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
@@ -404,20 +467,26 @@ class InfoNCE:
                     f"got {tuple(x.shape)}"
                 )
             obs, act = x[:, :o], x[:, o:]  # (B, O), (B, A)
-            neg = _draw(self.noise, b * n, (a,), gen, who="InfoNCE").to(x.device, x.dtype)  # (B*N, A)
-            candidates = torch.cat([act.unsqueeze(1), neg.reshape(b, n, a)], dim=1)  # (B, 1+N, A)
+            neg = self._counter_examples(bare, act, gen, obs=obs)  # (B, N, A)
+            candidates = torch.cat([act.unsqueeze(1), neg], dim=1)  # (B, 1+N, A)
             # A bare energy: forward, unchecked (checked below). A DDP wrapper: called, so its hooks run.
             score = energy.forward if energy is bare else energy
             e = score(obs, candidates)  # (B, 1+N)
             check_energy_output(e, (b, n + 1), who="StateActionEnergy", input_shape=candidates.shape)
             _raise_if_not_finite(e, "positives and counter-examples", x=x)
         else:
-            event = tuple(x.shape[1:])
-            neg = _draw(self.noise, b * n, event, gen, who="InfoNCE").to(x.device, x.dtype)  # (B*N, *event)
+            neg = self._counter_examples(energy, x, gen)  # (B, N, *event)
             e_pos = _energy(energy, x, objective="InfoNCE", what="positives", is_input=True)  # (B,)
-            e_neg = _energy(energy, neg, objective="InfoNCE", what="counter-examples").reshape(b, n)  # (B*N,) -> (B, N)
+            flat = neg.reshape(b * n, *x.shape[1:])  # (B, N, *event) -> (B*N, *event)
+            e_neg = _energy(energy, flat, objective="InfoNCE", what="counter-examples").reshape(b, n)  # (B, N)
             e = torch.cat([e_pos.unsqueeze(1), e_neg], dim=1)  # (B, 1+N)
         loss = info_nce(e[:, 0], e[:, 1:], temperature=self.temperature)
+        metrics = {"e_pos": e[:, 0].detach().mean(), "e_neg": e[:, 1:].detach().mean()}
+        if self.grad_penalty > 0:
+            (grad,) = torch.autograd.grad(e[:, 1:].sum(), neg, create_graph=True)  # (B, N, *event)
+            penalty = torch.relu(grad.abs().flatten(2).amax(dim=-1) - self.grad_margin).pow(2).mean()
+            loss = loss + self.grad_penalty * penalty
+            metrics["grad_penalty"] = penalty.detach()
         with torch.no_grad():
-            top1 = (e.argmin(dim=1) == 0).to(x.dtype).mean()  # fraction of positives ranked first
-        return loss, {"e_pos": e[:, 0].detach().mean(), "e_neg": e[:, 1:].detach().mean(), "top1": top1}
+            metrics["top1"] = (e.argmin(dim=1) == 0).to(x.dtype).mean()  # fraction of positives ranked first
+        return loss, metrics
