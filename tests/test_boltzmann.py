@@ -27,6 +27,7 @@ from ebrl.boltzmann import (
     BoltzmannMachine,
     GaussianBernoulliRBM,
     Gibbs,
+    GibbsCD,
     ais,
     ais_log_partition,
     beta_schedule,
@@ -36,6 +37,7 @@ from ebrl.boltzmann import (
 )
 from ebrl.boltzmann._utils import Uniforms
 from ebrl.checkpoint import load_model, save_model
+from ebrl.energy import MLPEnergy
 from ebrl.samplers import ReplayBuffer
 from ebrl.training import CD, PCD, fit
 
@@ -351,6 +353,77 @@ def test_the_generic_fit_trains_an_rbm_by_gibbs_cd_and_pcd_objectives(method):
     after = float(log_likelihood(rbm, x, exact_log_partition(rbm)).mean())
     assert history.steps == 30 * 30
     assert after > -4.0, after
+
+
+@pytest.mark.parametrize("method", ["pcd", "cd"])
+def test_gibbs_cd_objective_trains_an_rbm_through_fit_with_sgd_and_a_scheduler(method):
+    """``GibbsCD`` writes the closed-form CD/PCD gradient itself (no autograd): same data and bar as above."""
+    x = synthetic_binary(600, seed=15)
+    g = torch.Generator().manual_seed(16)
+    rbm = BernoulliRBM(10, 8, generator=g)
+    objective = GibbsCD(1, persistent=method == "pcd", n_chains=100)
+    optimizer = torch.optim.SGD(rbm.parameters(), lr=0.1, momentum=0.5)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / 900)
+    epochs_seen = []
+    history = fit(rbm, x, objective, epochs=30, batch_size=20, optimizer=optimizer, scheduler=scheduler,
+                  generator=g, callback=lambda epoch, model: epochs_seen.append(epoch))
+    after = float(log_likelihood(rbm, x, exact_log_partition(rbm)).mean())
+    assert history.steps == 30 * 30 and epochs_seen == list(range(30))
+    assert after > -4.0, after
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # the linear decay ran to its end
+    assert (objective.chains is not None) == (method == "pcd")
+
+
+@pytest.mark.parametrize("model", ["rbm", "bm", "gaussian"])
+def test_gibbs_cd_gradients_match_autograd_of_the_free_energy_gap(model):
+    """The closed form (RBM) and the autograd default (BM, Gaussian RBM) give d/dθ [mean F(x) - mean F(v_neg)]."""
+    g = torch.Generator().manual_seed(40)
+    if model == "rbm":
+        m = random_rbm(6, 4, scale=1.0, seed=41).float()
+        x = (torch.rand(12, 6, generator=g) < 0.5).float()
+    elif model == "bm":
+        m = BoltzmannMachine(6, init_std=0.5, generator=g)
+        x = (torch.rand(12, 6, generator=g) < 0.5).float()
+    else:
+        m = GaussianBernoulliRBM(3, 2, learn_sigma=True, init_std=0.5, generator=g)
+        x = torch.randn(12, 3, generator=g)
+    chains = m.chain_start(x[:8], generator=torch.Generator().manual_seed(42))  # 8 chains, 12 data rows
+    objective = GibbsCD(2, persistent=True)
+    objective.chains = chains.clone()
+    loss, _ = objective(m, x, generator=torch.Generator().manual_seed(43))
+    # Replay the same chains with the same seed to get v_neg, then differentiate F by autograd.
+    gen = torch.Generator().manual_seed(43)
+    with torch.no_grad():
+        if model == "rbm":  # hidden-state chains: v ~ p(v | h), h ~ p(h | v), twice; the last v is v_neg
+            h = chains
+            for _ in range(2):
+                v_neg = m.sample_visible(h, generator=gen)
+                h = m.sample_hidden(v_neg, generator=gen)
+        else:
+            v_neg = chains
+            for _ in range(2):
+                v_neg = m.gibbs_step(v_neg, generator=gen)
+    params = [p for p in m.parameters() if p.requires_grad]
+    gap = m(x).mean() - m(v_neg).mean()
+    expected = torch.autograd.grad(gap, params)
+    for p, e in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, gap.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_gibbs_cd_checks_its_arguments_and_state():
+    with pytest.raises(ValueError, match="k"):
+        GibbsCD(0)
+    with pytest.raises(TypeError, match="persistent"):
+        GibbsCD(persistent="yes")
+    with pytest.raises(ValueError, match="weight_decay"):
+        GibbsCD(weight_decay=-1.0)
+    with pytest.raises(TypeError, match="BoltzmannModel"):
+        GibbsCD()(MLPEnergy(3), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"expects x of shape \(B, 4\)"):
+        GibbsCD()(BernoulliRBM(4, 2), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="chains"):
+        GibbsCD().load_state_dict({"chains": torch.zeros(3)})
 
 
 def test_momentum_weight_decay_and_schedules_train_and_weight_decay_shrinks_weights():

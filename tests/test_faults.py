@@ -164,6 +164,17 @@ def test_recover_mode_rolls_back_lowers_every_lr_and_finishes_finite():
     assert adam_steps(opt) == {3}
 
 
+def test_recover_mode_lowers_a_schedulers_base_rates_so_later_steps_keep_the_lower_rate():
+    energy = FaultyEnergy(bad_calls=(3,))
+    opt = torch.optim.SGD(energy.parameters(), lr=1e-2)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)  # would reset lr to base each step
+    with pytest.warns(RuntimeWarning, match=r"step 3 \(epoch 1\).*to 0\.005 "):
+        fit(energy, DATA, DSM(0.1), epochs=2, batch_size=8, optimizer=opt, scheduler=scheduler, generator=gen(4),
+            on_divergence="recover")
+    assert scheduler.base_lrs == [5e-3] and opt.param_groups[0]["lr"] == 5e-3  # 5 more steps kept the new rate
+    assert all_finite(energy)
+
+
 def test_recover_mode_gives_up_after_max_recoveries_leaving_the_last_good_state():
     # PCD, 5 energy calls per step, 4 steps per epoch: epoch 1 and step 5 are clean, every call from
     # step 6 on is NaN. The snapshot of epoch 2's start (trusted once step 5 passed) is restored 3

@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ebrl.boltzmann import BernoulliRBM, Gibbs
+from ebrl.boltzmann import BernoulliRBM, BoltzmannMachine, Gibbs, GibbsCD
 from ebrl.energy import MLPEnergy, StateActionEnergy, UniformBox
 from ebrl.samplers import HMC, MALA, DivergenceError, Langevin, ReplayBuffer
 from ebrl.training import CD, DSM, NCE, PCD, SSM, InfoNCE, fit
@@ -67,6 +67,8 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {
         lambda: StateActionEnergy(3, 2, (16,)), lambda: InfoNCE(UniformBox(-1.0, 1.0, dim=2), n_negatives=4), 5
     ),
     "CD-Gibbs-RBM": (lambda: BernoulliRBM(6, 4, generator=gen(3)), lambda: CD(Gibbs(n_steps=2)), 6),
+    "GibbsCD-RBM": (lambda: BernoulliRBM(6, 4, generator=gen(3)), lambda: GibbsCD(2), 6),
+    "GibbsCD-BM": (lambda: BoltzmannMachine(6, generator=gen(3)), lambda: GibbsCD(1, persistent=False), 6),
 }
 
 
@@ -77,7 +79,7 @@ def test_each_fit_step_synchronises_the_host_once(name, monkeypatch):
         torch.manual_seed(0)
         energy = make_energy()
     data = torch.randn(48, width, generator=gen(2))
-    if name == "CD-Gibbs-RBM":
+    if name in ("CD-Gibbs-RBM", "GibbsCD-RBM", "GibbsCD-BM"):
         data = (data > 0).float()
     elif name == "InfoNCE-state-action":
         data[:, 3:] = data[:, 3:].clamp(-1.0, 1.0)  # actions inside the noise box

@@ -247,6 +247,28 @@ def test_fit_shows_a_progress_bar(capsys):
     assert "loss=" in err
 
 
+def test_fit_without_shuffle_visits_rows_in_order_steps_the_scheduler_and_calls_back_each_epoch():
+    energy, data = small_problem()
+    seen, epochs = [], []
+
+    def objective(e, x, *, generator=None):
+        seen.append(x.clone())
+        return DSM(0.3)(e, x, generator=generator)
+
+    opt = torch.optim.SGD(energy.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    history = fit(energy, data, objective, epochs=2, batch_size=64, optimizer=opt, scheduler=scheduler,
+                  shuffle=False, generator=gen(14), callback=lambda epoch, e: epochs.append((epoch, e is energy)))
+    assert history.steps == 8 and epochs == [(0, True), (1, True)]
+    assert all(torch.equal(b, data[64 * (i % 4) : 64 * (i % 4 + 1)]) for i, b in enumerate(seen))  # stored order
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** (8 // 3))  # stepped once per step
+    with pytest.raises(ValueError, match="scheduler must schedule the optimizer"):
+        fit(energy, data, DSM(0.3), epochs=1, optimizer=torch.optim.SGD(energy.parameters(), lr=0.1),
+            scheduler=scheduler, generator=gen(15))
+    with pytest.raises(TypeError, match="shuffle must be a bool"):
+        fit(energy, data, DSM(0.3), epochs=1, shuffle="no", generator=gen(15))
+
+
 def test_fit_requires_a_bool_progress_bar():
     energy, data = small_problem()
     with pytest.raises(TypeError, match="progress_bar must be a bool, got str"):

@@ -1,7 +1,8 @@
 """Boltzmann machines and RBMs, with exact and AIS log-partition functions.
 
 Every model is an ``Energy`` over its visible units through the free energy F(v), with the
-library's sign: p(v) ∝ exp(-F(v)). ``BernoulliRBM.fit`` trains by CD-k or PCD;
+library's sign: p(v) ∝ exp(-F(v)). ``BernoulliRBM.fit`` trains by CD-k or PCD, through
+``ebrl.training.fit`` with the ``GibbsCD`` objective (which writes its closed-form gradients itself);
 ``exact_log_partition`` enumerates small models, ``ais_log_partition`` estimates log Z for any
 size; ``Gibbs`` is the matching ebrl sampler. The scikit-learn estimator lives in
 ``ebrl.boltzmann.sklearn`` (it needs ``ebrl[sklearn]``)::
@@ -11,7 +12,7 @@ size; ``Gibbs`` is the matching ebrl sampler. The scikit-learn estimator lives i
     log_z, stderr = ais_log_partition(rbm, n_chains=256, n_temperatures=10_000, data=X)
 """
 
-from ebrl.boltzmann.base import BoltzmannModel, TrainState
+from ebrl.boltzmann.base import BoltzmannModel, GibbsCD, TrainState
 from ebrl.boltzmann.bm import BoltzmannMachine
 from ebrl.boltzmann.dbn import DBN
 from ebrl.boltzmann.gibbs import Gibbs
@@ -34,6 +35,7 @@ __all__ = [
     "BoltzmannModel",
     "GaussianBernoulliRBM",
     "Gibbs",
+    "GibbsCD",
     "TrainState",
     "ais",
     "ais_log_partition",

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ebrl._checks import (
     DivergenceError,
@@ -53,19 +53,10 @@ class TrainState:
             the model: visible states ``(M, n_visible)`` by default, hidden states for a
             ``BernoulliRBM``.
         velocity: the momentum buffers, by parameter name.
-        buffers: scratch tensors reused across updates, by name (see ``buffer``).
     """
 
     chains: Tensor | None = None
     velocity: dict[str, Tensor] = field(default_factory=dict)
-    buffers: dict[str, Tensor] = field(default_factory=dict)
-
-    def buffer(self, name: str, like: Tensor) -> Tensor:
-        """A scratch tensor shaped like ``like``, created on first use and reused afterwards."""
-        t = self.buffers.get(name)
-        if t is None or t.shape != like.shape or t.dtype != like.dtype or t.device != like.device:
-            t = self.buffers[name] = torch.empty_like(like)
-        return t
 
 
 def _schedule_factor(schedule: LRSchedule, progress: float) -> float:
@@ -272,13 +263,14 @@ class BoltzmannModel(Energy):
                 if persistent and state.chains is None:
                     state.chains = self._init_chains(data, n_chains, generator=gen)
                 snapshot = self._snapshot(state) if on_divergence == "recover" else None
+                params = self._step_params()
                 for epoch in range(epochs):
                     rows = data[torch.randperm(n, generator=gen, device=data.device)] if shuffle else data
                     for i, batch in enumerate(rows.split(batch_size)):
                         lr = learning_rate * _schedule_factor(lr_schedule, (epoch * n_batches + i) / total)
                         self._update(
                             state, batch, lr=lr, k=k, momentum=momentum, weight_decay=weight_decay,
-                            persistent=persistent, generator=gen,
+                            persistent=persistent, generator=gen, params=params,
                         )
                     try:
                         self._raise_if_diverged(f"in epoch {epoch + 1} of {epochs}", learning_rate)
@@ -333,7 +325,7 @@ class BoltzmannModel(Energy):
                 state.chains = self._init_chains(data, m, generator=gen)
             self._update(
                 state, data, lr=learning_rate, k=k, momentum=momentum, weight_decay=weight_decay,
-                persistent=persistent, generator=gen,
+                persistent=persistent, generator=gen, params=self._step_params(),
             )
         self._raise_if_diverged("in partial_fit", learning_rate)
         return self
@@ -452,14 +444,45 @@ class BoltzmannModel(Energy):
         generator.set_state(payload["generator"]["state"])
         return payload.get("extra")
 
+    def _step_params(self) -> list[tuple[str, Tensor, bool]]:
+        """``(name, parameter, decayed)`` of each trainable parameter, for ``_update``."""
+        return [(name, p, name in self.decayed) for name, p in self.named_parameters() if p.requires_grad]
+
     def _init_chains(self, data: Tensor, n_chains: int, *, generator: torch.Generator) -> Tensor:
         """Persistent chains started from ``n_chains`` random data rows (``chain_start`` of them)."""
         idx = torch.randint(data.shape[0], (n_chains,), generator=generator, device=data.device)
-        return self._chain_start(data[idx], generator=generator)
+        return self.chain_start(data[idx], generator=generator)
 
-    def _chain_start(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+    # ------------------------------------------------------------------------ the CD gradient
+    def chain_start(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
         """The chain state that starts from the data rows ``v``: the rows themselves by default."""
         return v
+
+    def cd_gradients(
+        self, v_pos: Tensor, chains: Tensor | None, *, k: int, generator: torch.Generator, loss: bool = True
+    ) -> tuple[Tensor | None, Tensor]:
+        """One CD-k (``chains=None``: chains start at ``v_pos``) or PCD (continue ``chains``) estimate.
+
+        Writes the gradient of mean F(v_pos) - mean F(v_neg) into every parameter's ``.grad``
+        (the negative log-likelihood gradient estimate) and returns ``(loss, chains)``: that
+        difference of mean free energies (a scalar without graph; ``None`` with ``loss=False``,
+        where that saves work) and the chains after ``k`` sweeps. This default runs ``k`` Gibbs
+        sweeps on visible chains and takes the gradient by autograd; ``BernoulliRBM`` overrides it
+        with the closed form.
+        """
+        v_neg = self.chain_start(v_pos, generator=generator) if chains is None else chains
+        for _ in range(k):
+            v_neg = self.gibbs_step(v_neg, generator=generator)
+        params = [p for p in self.parameters() if p.requires_grad]
+        with torch.enable_grad():
+            gap = self.forward(v_pos).mean() - self.forward(v_neg).mean()
+            grads = torch.autograd.grad(gap, params)
+        for p, g in zip(params, grads, strict=True):
+            if p.grad is None:
+                p.grad = g
+            else:
+                p.grad.copy_(g)
+        return gap.detach(), v_neg
 
     def _update(
         self,
@@ -472,53 +495,135 @@ class BoltzmannModel(Energy):
         weight_decay: float,
         persistent: bool,
         generator: torch.Generator,
+        params: list[tuple[str, Tensor, bool]],
     ) -> None:
-        """One CD-k / PCD update from the batch ``v_pos (B, n_visible)``; runs under ``no_grad``.
-
-        This default runs ``k`` Gibbs sweeps on visible chains and takes the gradient of
-        mean F(v_neg) - mean F(v_pos) by autograd; ``BernoulliRBM`` overrides it with the
-        closed form.
-        """
-        v_neg = state.chains if persistent else self._chain_start(v_pos, generator=generator)
-        assert v_neg is not None
-        for _ in range(k):
-            v_neg = self.gibbs_step(v_neg, generator=generator)
+        """One CD-k / PCD update from the batch ``v_pos (B, n_visible)``: ``cd_gradients``, then the step
+        u ← momentum · u - lr · (g + weight_decay · θ), θ ← θ + u on each of ``params`` (``_step_params``),
+        with g its ``.grad`` and weight decay on the couplings only."""
+        _, chains = self.cd_gradients(v_pos, state.chains if persistent else None, k=k, generator=generator, loss=False)
         if persistent:
-            state.chains = v_neg
-        names, params = zip(*self.named_parameters(), strict=True)
-        with torch.enable_grad():
-            objective = self.forward(v_neg).mean() - self.forward(v_pos).mean()
-            grads = torch.autograd.grad(objective, params)
-        self._apply_ascent(
-            state, list(zip(names, params, grads, strict=True)), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
-
-    def _apply_ascent(
-        self,
-        state: TrainState,
-        ascent: list[tuple[str, Tensor, Tensor]],
-        *,
-        lr: float,
-        momentum: float,
-        weight_decay: float,
-        scale: float = 1.0,
-    ) -> None:
-        """Apply u ← momentum · u + lr · (g - weight_decay · θ), θ ← θ + u, to each (name, θ, g / scale).
-
-        ``ascent`` lists (name, parameter, unscaled gradient); the gradient is ``scale`` times it
-        (so callers can pass sums over a batch with ``scale = 1 / batch``).
-        """
-        for name, p, g in ascent:
-            decay = lr * weight_decay if name in self.decayed else 0.0
+            state.chains = chains
+        for name, p, decayed in params:
+            g = p.grad
+            if g is None:
+                continue
+            decay = lr * weight_decay if decayed else 0.0
             if momentum > 0:
                 u = state.velocity.get(name)
                 if u is None:
                     u = state.velocity[name] = torch.zeros_like(p)
-                u.mul_(momentum).add_(g, alpha=lr * scale)
+                u.mul_(momentum).add_(g, alpha=-lr)
                 if decay > 0:
                     u.add_(p, alpha=-decay)
                 p.add_(u)
             else:
                 if decay > 0:
                     p.mul_(1.0 - decay)
-                p.add_(g, alpha=lr * scale)
+                p.add_(g, alpha=-lr)
+
+
+class GibbsCD:
+    """CD-k or PCD with Gibbs chains for a ``BoltzmannModel``: an ``ebrl.training`` objective that
+    supplies its own gradients.
+
+    Each call estimates the negative log-likelihood gradient of the batch ``x (B, n_visible)``,
+
+        ∂/∂θ [mean F(x) - mean F(v_neg)],
+
+    with ``v_neg`` after ``k`` Gibbs sweeps from the batch (CD-k, Hinton 2002) or from the
+    persistent chains (PCD, Tieleman 2008), and writes it into every parameter's ``.grad``
+    (``model.cd_gradients``: the closed form for a ``BernoulliRBM``, autograd of F otherwise).
+    ``fit`` then skips ``backward``: there is no autograd graph. The loss is that difference of
+    mean free energies (a surrogate: its gradient is the CD update, its value is not a
+    likelihood); there are no metrics, as the log-likelihood itself needs log Z.
+
+    Example::
+
+        rbm = BernoulliRBM(64, 64)
+        opt = torch.optim.SGD(rbm.parameters(), lr=0.06, momentum=0.5)
+        fit(rbm, x, GibbsCD(k=1, persistent=True), epochs=20, batch_size=10, optimizer=opt, generator=g)
+
+    The chains (``persistent=True``) are state, as ``PCD``'s replay buffer is: ``state_dict()``
+    and ``load_state_dict`` expose them, so ``fit`` rolls them back on recovery and
+    ``ebrl.training.save_training_state`` stores them. They start from ``n_chains`` rows drawn at
+    random from the first batch (default: as many as it has), or from ``start(model, data)``.
+
+    Args:
+        k: Gibbs sweeps per update, >= 1.
+        persistent: PCD (chains carried across calls) or CD-k (chains restart at the batch).
+        n_chains: the number of persistent chains, >= 1 (``None``: the first batch's size).
+        weight_decay: λ >= 0 of an L2 penalty λ/2 ‖θ‖² on the couplings (``model.decayed``, not the
+            biases), added to their gradients.
+        report_loss: return the free-energy gap as the loss (a few more kernels per step), or
+            ``None`` (``fit`` records NaN and checks the gradients alone); ``BoltzmannModel.fit``
+            does not report it.
+    """
+
+    supplies_gradients: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        k: int = 1,
+        *,
+        persistent: bool = True,
+        n_chains: int | None = None,
+        weight_decay: float = 0.0,
+        report_loss: bool = True,
+    ) -> None:
+        self.k = check_int("k", k)
+        _check_bool("persistent", persistent)
+        self.persistent = persistent
+        self.n_chains = None if n_chains is None else check_int("n_chains", n_chains)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+        _check_bool("report_loss", report_loss)
+        self.report_loss = report_loss
+        self.chains: Tensor | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"GibbsCD(k={self.k}, persistent={self.persistent}, n_chains={self.n_chains}, "
+            f"weight_decay={self.weight_decay}, report_loss={self.report_loss})"
+        )
+
+    def start(self, model: BoltzmannModel, data: Tensor, *, generator: torch.Generator) -> None:
+        """Start the persistent chains from ``n_chains`` rows of ``data (N, n_visible)`` drawn at random."""
+        m = data.shape[0] if self.n_chains is None else self.n_chains
+        idx = torch.randint(data.shape[0], (m,), generator=generator, device=data.device)  # (M,)
+        with torch.no_grad():
+            self.chains = model.chain_start(data[idx], generator=generator)
+
+    def __call__(
+        self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        if not isinstance(energy, BoltzmannModel):
+            raise TypeError(
+                f"GibbsCD trains a BoltzmannModel (BernoulliRBM, GaussianBernoulliRBM, BoltzmannMachine), "
+                f"got {type(energy).__name__}"
+            )
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != energy.n_visible:
+            energy.check_input(x)  # raises, naming what was expected
+        gen = resolve_generator(generator, x.device)
+        with torch.no_grad():
+            if self.persistent and self.chains is None:
+                self.start(energy, x, generator=gen)
+            loss, chains = energy.cd_gradients(
+                x, self.chains if self.persistent else None, k=self.k, generator=gen, loss=self.report_loss
+            )
+            if self.weight_decay > 0:
+                for name, p in energy.named_parameters():
+                    if name in energy.decayed and p.grad is not None:
+                        p.grad.add_(p, alpha=self.weight_decay)
+        if self.persistent:
+            self.chains = chains
+        return loss, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The persistent chains, ``{"chains": (M, units) tensor or None}`` (a copy)."""
+        return {"chains": None if self.chains is None else self.chains.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the chains from ``state_dict()`` output."""
+        chains = state.get("chains") if isinstance(state, dict) else ()
+        if chains is not None and not (isinstance(chains, Tensor) and chains.dim() == 2):
+            raise ValueError(f"GibbsCD state must be {{'chains': (M, units) tensor or None}}, got {state!r:.80}")
+        self.chains = None if chains is None else chains.clone()

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ebrl._checks import check_int, check_positive, resolve_generator
 from ebrl.boltzmann._utils import bernoulli
-from ebrl.boltzmann.base import BoltzmannModel, TrainState
+from ebrl.boltzmann.base import BoltzmannModel
 
 
 def _init_weight(n_visible: int, n_hidden: int, init_std: float, generator: torch.Generator | None) -> Tensor:
@@ -104,63 +104,55 @@ class BernoulliRBM(BoltzmannModel):
         p = self.visible_bias
         return bernoulli(torch.full((n, self.n_visible), 0.5, device=p.device, dtype=p.dtype), generator)
 
-    def _chain_start(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
+    def chain_start(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
         # The chains of a BernoulliRBM hold hidden states h ~ p(h | v), as in scikit-learn.
         return self.sample_hidden(v, generator=generator)
 
-    def _update(
-        self,
-        state: TrainState,
-        v_pos: Tensor,
-        *,
-        lr: float,
-        k: int,
-        momentum: float,
-        weight_decay: float,
-        persistent: bool,
-        generator: torch.Generator,
-    ) -> None:
-        """CD-k / PCD in closed form; the chains hold hidden states. About 20 small kernels for k = 1.
+    def cd_gradients(
+        self, v_pos: Tensor, chains: Tensor | None, *, k: int, generator: torch.Generator, loss: bool = True
+    ) -> tuple[Tensor | None, Tensor]:
+        """CD-k / PCD in closed form; the chains hold hidden states. See ``BoltzmannModel.cd_gradients``.
 
-        Gradient estimate, with batch means over data (+) and chains (-)::
+        With batch means over the data (+, B rows) and the chains (-, M rows), the gradient of
+        mean F(v₊) - mean F(v₋) is::
 
-            g_W = <v hᵀ>₊ - <v hᵀ>₋,   g_b = <v>₊ - <v>₋,   g_c = <h>₊ - <h>₋,
+            ∂W = <v hᵀ>₋ - <v hᵀ>₊,   ∂b = <v>₋ - <v>₊,   ∂c = <h>₋ - <h>₊,
 
         where h enters as p(h = 1 | v), and the chains' new hidden states are drawn from the same
-        p(h | v_neg) (PCD with hidden-state chains, Tieleman 2008).
+        p(h | v₋) (PCD with hidden-state chains, Tieleman 2008). Written in place into ``.grad``.
         """
         w, b, c = self.weight, self.visible_bias, self.hidden_bias
-        h_pos = torch.addmm(c, v_pos, w).sigmoid_()  # (B, H)
-        h = state.chains if persistent else bernoulli(h_pos, generator)  # (M, H)
-        assert h is not None
+        a_pos = torch.addmm(c, v_pos, w)  # (B, H)
+        h_pos = torch.sigmoid(a_pos) if loss else a_pos.sigmoid_()  # (B, H); a_pos is kept for the loss
+        h = bernoulli(h_pos, generator) if chains is None else chains  # (M, H)
         w_t = w.t()  # (H, V) view
         for step in range(k):
             v_neg = bernoulli(torch.addmm(b, h, w_t).sigmoid_(), generator)  # (M, V)
-            h_neg = torch.addmm(c, v_neg, w).sigmoid_()  # (M, H)
-            if persistent or step < k - 1:
+            a_neg = torch.addmm(c, v_neg, w)  # (M, H)
+            h_neg = torch.sigmoid(a_neg) if loss else a_neg.sigmoid_()  # (M, H)
+            if chains is not None or step < k - 1:
                 h = bernoulli(h_neg, generator)
-        if persistent:
-            state.chains = h
-        # Gradients as batch sums, B · g; the 1/B goes into the step (fewer kernels than means).
-        ratio = v_pos.shape[0] / v_neg.shape[0]
-        per_row = 1.0 / v_pos.shape[0]
-        if ratio == 1.0:  # as many chains as data rows: one kernel fewer per bias
-            g_b = torch.sub(v_pos, v_neg).sum(0)  # (V,)
-            g_c = torch.sub(h_pos, h_neg).sum(0)  # (H,)
+        n_pos, n_neg = v_pos.shape[0], v_neg.shape[0]
+        g_w, g_b, g_c = (_grad(p) for p in (w, b, c))
+        torch.mm(v_neg.t(), h_neg, out=g_w).addmm_(v_pos.t(), h_pos, beta=1.0 / n_neg, alpha=-1.0 / n_pos)
+        if n_pos == n_neg:  # as many chains as data rows: fewer kernels
+            torch.sum(torch.sub(v_neg, v_pos), 0, out=g_b).div_(n_pos)
+            torch.sum(torch.sub(h_neg, h_pos), 0, out=g_c).div_(n_pos)
         else:
-            g_b = v_pos.sum(0).sub_(v_neg.sum(0), alpha=ratio)
-            g_c = h_pos.sum(0).sub_(h_neg.sum(0), alpha=ratio)
-        if momentum == 0 and weight_decay == 0:  # plain SGD: accumulate straight into the parameters
-            w.addmm_(v_pos.t(), h_pos, alpha=lr * per_row).addmm_(v_neg.t(), h_neg, alpha=-lr * per_row * ratio)
-            b.add_(g_b, alpha=lr * per_row)
-            c.add_(g_c, alpha=lr * per_row)
-            return
-        g_w = state.buffer("weight", w)  # (V, H), reused across updates (no allocation)
-        torch.mm(v_pos.t(), h_pos, out=g_w).addmm_(v_neg.t(), h_neg, alpha=-ratio)
-        self._apply_ascent(
-            state, [("weight", w, g_w), ("visible_bias", b, g_b), ("hidden_bias", c, g_c)],
-            lr=lr, momentum=momentum, weight_decay=weight_decay, scale=per_row,
-        )
+            torch.sub(v_neg.mean(0), v_pos.mean(0), out=g_b)
+            torch.sub(h_neg.mean(0), h_pos.mean(0), out=g_c)
+        if not loss:
+            return None, h
+        # mean F(v₊) - mean F(v₋) with F(v) = -bᵀv - Σ_j softplus(a_j): bᵀ∂b plus the softplus terms' gap.
+        sp_gap = F.softplus(a_neg).sum().div_(n_neg) - F.softplus(a_pos).sum().div_(n_pos)
+        return torch.dot(b, g_b).add_(sp_gap), h
+
+
+def _grad(p: Tensor) -> Tensor:
+    """``p.grad``, created (zeros) on first use: the closed-form gradients are written into it."""
+    if p.grad is None:
+        p.grad = torch.zeros_like(p)
+    return p.grad
 
 
 class GaussianBernoulliRBM(BoltzmannModel):

@@ -7,6 +7,12 @@ to save or restore, and the update reads top to bottom in one place, as in Clean
     loss, metrics = objective(energy, batch, generator=g)
     optimizer.zero_grad(); loss.backward(); optimizer.step()
 
+An objective that supplies its own gradients (``supplies_gradients = True``, such as the Gibbs
+CD/PCD of ``ebrl.boltzmann``, whose log-likelihood gradient has a closed form) writes them into
+each parameter's ``.grad`` itself and returns a loss without a graph; ``fit`` then skips
+``backward`` and applies the same checks and the same ``optimizer.step()``. A
+``torch.optim.lr_scheduler`` given as ``scheduler`` steps after every applied step.
+
 To continue training, call ``fit`` again with the same optimizer and generator; to continue
 in another process, save them with ``ebrl.training.save_training_state`` and load them into
 fresh objects with ``load_training_state``.
@@ -28,6 +34,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -57,7 +64,8 @@ class TrainHistory:
 
     Attributes:
         loss: the loss of every applied step, in order (step ``k`` is ``loss[k - 1]`` unless
-            ``on_divergence="recover"`` skipped a faulty step).
+            ``on_divergence="recover"`` skipped a faulty step); NaN for an objective that
+            supplies its gradients without a loss.
         metrics: each objective metric (e.g. ``e_pos``, ``e_neg``), one value per step.
         epoch_loss: the mean loss of each epoch over its applied steps (NaN for an epoch whose
             every step was faulty, which only ``on_divergence="recover"`` lets pass).
@@ -205,10 +213,21 @@ def _train_step(
     failed check raises its own error (``DivergenceError`` without the step number, which the
     caller adds, or ``ValueError`` for bad input), the first in the order they were made, and a
     fault leaves the parameters and the optimizer state as they were.
+
+    An objective with ``supplies_gradients`` runs under ``no_grad`` and writes the gradients
+    itself; there is no ``backward``. It may return ``None`` as its loss (a loss that would cost
+    more than the step, such as CD's free-energy gap): the step's loss is then NaN in the history
+    and the gradients alone are checked.
     """
+    own_gradients = getattr(objective, "supplies_gradients", False) is True
     with deferred_checks() as pending:  # the objective's value checks, read below with the loss
-        loss, metrics = objective(model, batch, generator=generator)
-    if not isinstance(loss, Tensor) or loss.dim() != 0:
+        if own_gradients:
+            with torch.no_grad():
+                loss, metrics = objective(model, batch, generator=generator)
+        else:
+            loss, metrics = objective(model, batch, generator=generator)
+    no_loss = own_gradients and loss is None
+    if not no_loss and (not isinstance(loss, Tensor) or loss.dim() != 0):
         raise TypeError("objective must return (loss, metrics) with a scalar tensor loss")
     mean_loss = loss
     if world_size > 1:
@@ -216,34 +235,55 @@ def _train_step(
         # Score matching never reaches the output bias (it uses only ∇ₓE); DDP finishes a
         # step's all-reduce once every parameter has a gradient, so give each a zero one.
         loss = loss + sum(p.sum() for p in params) * 0.0
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()  # under DDP the gradients are averaged here, so every rank sees the same norm
+    if not own_gradients:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # under DDP the gradients are averaged here, so every rank sees the same norm
+    device = params[0].device
     grads = [p.grad for p in params if p.grad is not None]
-    grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=loss.device)
+    norms = _norms(grads, device)  # per tensor; the total is formed on the host
+    head = [] if no_loss else [mean_loss.detach().float()]
     stats = torch.stack([
-        mean_loss.detach().float(), grad_norm.detach().float(), *(v.detach().float() for v in metrics.values()),
-        *(ok.to(loss.device, torch.float32) for ok, _ in pending),
-    ]).tolist()  # (2 + M + C,): the step's one host synchronisation
-    loss_value, grad_value = stats[0], stats[1]
-    values = dict(zip(metrics, stats[2 : 2 + len(metrics)], strict=True))
+        *head, *(v.detach().float() for v in metrics.values()), *norms,
+        *(ok.to(device, torch.float32) for ok, _ in pending),
+    ]).tolist()  # (1 + M + G + C,): the step's one host synchronisation
+    i = len(head)
+    loss_value = stats[0] if head else math.nan
+    values = dict(zip(metrics, stats[i : i + len(metrics)], strict=True))
+    i += len(metrics)
+    grad_value = math.hypot(*stats[i : i + len(norms)])  # inf or NaN if any is
     try:
-        for (_, error), passed in zip(pending, stats[2 + len(metrics) :], strict=True):
+        for (_, error), passed in zip(pending, stats[i + len(norms) :], strict=True):
             if not passed:  # the first failed check, in the order the objective made them
                 raise error()
-        if not math.isfinite(loss_value):
+        if head and not math.isfinite(loss_value):
             raise DivergenceError(f"the loss is {loss_value}; lower the learning rate or regularise the energy")
         if not math.isfinite(grad_value):
-            raise DivergenceError(
-                f"the loss is finite ({loss_value:.4g}) but its gradient is not (norm {grad_value}); "
-                f"lower the learning rate or regularise the energy"
-            )
+            what = f"the loss is finite ({loss_value:.4g}) but its gradient is not" if head else "the gradient is not"
+            raise DivergenceError(f"{what} (norm {grad_value}); lower the learning rate or regularise the energy")
         if max_energy is not None:
             _check_max_energy(values, max_energy, objective)
     except (DivergenceError, ValueError):
-        optimizer.zero_grad(set_to_none=True)  # drop the non-finite gradients: nothing is applied
+        optimizer.zero_grad(set_to_none=not own_gradients)  # drop the non-finite gradients: nothing is applied
         raise
     optimizer.step()
     return loss_value, values
+
+
+def _gather(data: Tensor, order: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """The batches ``data[idx]`` ``(b, *event)`` for consecutive slices ``idx`` of ``order``."""
+    for idx in order.split(batch_size):
+        yield data[idx]
+
+
+def _norms(grads: list[Tensor], device: torch.device) -> list[Tensor]:
+    """The 2-norm of each gradient, as float32 scalars on ``device`` (one fused call when they share a device)."""
+    if not grads:
+        return []
+    if all(g.device == grads[0].device for g in grads):
+        norms = torch._foreach_norm(grads)
+    else:
+        norms = [torch.linalg.vector_norm(g) for g in grads]
+    return [n.detach().to(device, torch.float32) for n in norms]
 
 
 @dataclass
@@ -286,8 +326,13 @@ def _recover(
     step: int,
     factor: float,
     max_recoveries: int,
+    scheduler: Any = None,
 ) -> None:
-    """Roll back to ``snapshot`` and scale every parameter group's learning rate by ``factor``."""
+    """Roll back to ``snapshot`` and scale every parameter group's learning rate by ``factor``.
+
+    With a ``scheduler``, its base learning rates are scaled too, so that the schedule continues
+    from the lowered rates.
+    """
     if len(history.recoveries) >= max_recoveries:
         raise DivergenceError(
             f"{exc}; gave up: training had already been rolled back {max_recoveries} times "
@@ -301,6 +346,8 @@ def _recover(
         cast(Any, objective).load_state_dict(copy.deepcopy(snapshot.objective))
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
         group["lr"] = lr
+    if scheduler is not None:
+        scheduler.base_lrs = [base * factor for base in scheduler.base_lrs]
     history.recoveries.append((step, float(lrs[0])))
     warnings.warn(
         f"{exc}; rolled back to the snapshot taken before step {snapshot.step} and lowered the learning "
@@ -330,6 +377,9 @@ def fit(
     recover_factor: float = 0.5,
     checkpoint_interval: int | None = None,
     max_energy: float | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    shuffle: bool = True,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> TrainHistory:
     """Fit ``energy`` to ``data`` by minimising ``objective`` over shuffled minibatches.
 
@@ -416,6 +466,11 @@ def fit(
             (``k`` = this, >= 1) instead of at each epoch start. Each snapshot copies the model,
             the optimizer state and the replay buffer in memory.
         max_energy: a bound > 0 on the reported batch-mean energies, or ``None`` (off).
+        scheduler: a ``torch.optim.lr_scheduler`` of ``optimizer``, stepped after every applied
+            step (a rolled-back step is not counted); a recovery scales its base rates too.
+        shuffle: visit the rows in a fresh order drawn from ``generator`` each epoch (``True``),
+            or in their stored order.
+        callback: called as ``callback(epoch, energy)`` after each epoch (``epoch`` from 0).
 
     Returns:
         The ``TrainHistory`` of losses and metrics.
@@ -433,6 +488,10 @@ def fit(
     log_interval = check_int("log_interval", log_interval)
     if not isinstance(progress_bar, bool):
         raise TypeError(f"progress_bar must be a bool, got {type(progress_bar).__name__}")
+    if not isinstance(shuffle, bool):
+        raise TypeError(f"shuffle must be a bool, got {type(shuffle).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable(epoch, energy) or None, got {type(callback).__name__}")
     if on_divergence not in ("raise", "recover"):
         raise ValueError(f"on_divergence must be 'raise' or 'recover', got {on_divergence!r}")
     max_recoveries = check_int("max_recoveries", max_recoveries)
@@ -449,9 +508,19 @@ def fit(
         optimizer = torch.optim.Adam(params, lr=1e-3 if lr is None else check_positive("lr", lr))
     elif not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if scheduler is not None:
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+            raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler, got {type(scheduler).__name__}")
+        if scheduler.optimizer is not optimizer:
+            raise ValueError("scheduler must schedule the optimizer that fit steps (pass that optimizer too)")
 
     world = _world(distributed)
     recover = on_divergence == "recover"
+    if world is not None and getattr(objective, "supplies_gradients", False) is True:
+        raise ValueError(
+            f"{type(objective).__name__} writes its own gradients, which DistributedDataParallel does not average; "
+            f"train it in one process (distributed=False)"
+        )
     if recover and world is not None:
         raise ValueError(
             "on_divergence='recover' is not supported under torch.distributed: a divergence raised inside the "
@@ -478,21 +547,24 @@ def fit(
     history = TrainHistory()
     bar, writer, step = None, None, 0
     try:
-        bar = make_progress_bar(epochs * n_batches, desc="fit", unit="step") if progress_bar and rank == 0 else None
+        if progress_bar and rank == 0:
+            bar = make_progress_bar(epochs * n_batches, desc=f"fit {type(energy).__name__}", unit="step")
         writer = _summary_writer(tensorboard_log) if tensorboard_log is not None and rank == 0 else None
         good, pending = None, None  # recovery snapshots: verified by a later step, and not yet
         for epoch in range(1, epochs + 1):
-            order = torch.randperm(n, generator=gen, device=device)  # (N,)
+            # (N,): a fresh order, or the stored one
+            order = torch.randperm(n, generator=gen, device=device) if shuffle else torch.arange(n, device=device)
             if world is not None:
                 order = order[: shard * world_size][rank::world_size]  # (N // W,), this rank's shard
             if recover and checkpoint_interval is None:
                 pending = _snapshot(step + 1, energy, optimizer, objective)
             epoch_total, epoch_steps = 0.0, 0
-            for idx in order.split(batch_size):
+            # Shuffled: gather each batch; in stored order a batch is a view.
+            batches = data.split(batch_size) if not shuffle and world is None else _gather(data, order, batch_size)
+            for batch in batches:  # (b, *event)
                 step += 1
                 if recover and checkpoint_interval is not None and (step - 1) % checkpoint_interval == 0:
                     pending = _snapshot(step, energy, optimizer, objective)
-                batch = data[idx]  # (b, *event)
                 try:
                     loss_value, values = _train_step(
                         model, params, batch, objective, optimizer,
@@ -510,11 +582,13 @@ def fit(
                     pending = None
                     _recover(
                         fault, last, energy, optimizer, objective, history,
-                        step=step, factor=recover_factor, max_recoveries=max_recoveries,
+                        step=step, factor=recover_factor, max_recoveries=max_recoveries, scheduler=scheduler,
                     )
                     if bar is not None:
                         bar.update(1)
                     continue
+                if scheduler is not None:
+                    scheduler.step()
                 if pending is not None:
                     good, pending = pending, None
                 epoch_total += loss_value
@@ -527,6 +601,8 @@ def fit(
             history.epoch_loss.append(epoch_total / epoch_steps if epoch_steps else math.nan)
             if writer is not None:
                 writer.add_scalar("train/epoch_loss", history.epoch_loss[-1], epoch)
+            if callback is not None:
+                callback(epoch - 1, energy)
     finally:
         if bar is not None:
             bar.close()
