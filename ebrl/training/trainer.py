@@ -280,7 +280,7 @@ def _norms(grads: list[Tensor], device: torch.device) -> list[Tensor]:
     if not grads:
         return []
     if all(g.device == grads[0].device for g in grads):
-        norms = torch._foreach_norm(grads)
+        norms = list(torch._foreach_norm(grads))
     else:
         norms = [torch.linalg.vector_norm(g) for g in grads]
     return [n.detach().to(device, torch.float32) for n in norms]
