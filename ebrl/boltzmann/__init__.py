@@ -12,10 +12,11 @@ size; ``Gibbs`` is the matching ebrl sampler. The scikit-learn estimator lives i
     log_z, stderr = ais_log_partition(rbm, n_chains=256, n_temperatures=10_000, data=X)
 """
 
-from ebrl.boltzmann.base import BoltzmannModel, GibbsCD, TrainState
+from ebrl.boltzmann.base import BoltzmannModel, TrainState
 from ebrl.boltzmann.bm import BoltzmannMachine
 from ebrl.boltzmann.dbn import DBN
 from ebrl.boltzmann.gibbs import Gibbs
+from ebrl.boltzmann.objective import GibbsCD
 from ebrl.boltzmann.partition import (
     AISResult,
     ais,
