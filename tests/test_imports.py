@@ -163,23 +163,21 @@ def _imported(name: str) -> set[str]:
     return {t for node in nodes for t in _target(name, path, node)}
 
 
-def test_each_algorithm_folder_imports_only_agents_common_and_ebrl() -> None:
-    folders = sorted({m.split(".")[1] for m in MODULES if m.count(".") >= 1 and m.startswith("agents.")
-                      and (ROOT / "agents" / m.split(".")[1]).is_dir()} - {"common"})
+def test_no_algorithm_folder_imports_another_algorithm_or_the_agents_package() -> None:
+    """An algorithm folder (``agents/<algo>/``) imports its own modules, ``agents.common``, shared ``agents``
+    modules that are not algorithms, and ``ebrl``; never another algorithm, nor ``agents`` itself (which
+    imports them all). ``agents.common`` imports no algorithm either."""
+    packages = {m.split(".")[1] for m in MODULES if m.startswith("agents.")}
+    folders = sorted(p for p in packages if (ROOT / "agents" / p).is_dir() and p != "common")
     assert {"softq", "softdqn", "ibc"} <= set(folders)
     found = []
     for name in sorted(MODULES):
         parts = name.split(".")
-        if parts[0] == "agents" and len(parts) > 1 and parts[1] in folders:
-            for target in sorted(_imported(name)):
-                t = target.split(".")
-                if t[0] == "agents" and not (len(t) > 1 and t[1] in ("common", parts[1])):
-                    found.append(f"{name} imports {target}")
-    # agents.common is shared by every algorithm, so it must not import any of them either.
-    found += [
-        f"{name} imports {target}"
-        for name in sorted(m for m in MODULES if m.startswith("agents.common"))
-        for target in sorted(_imported(name))
-        if target.split(".")[0] == "agents" and not target.startswith("agents.common")
-    ]
+        if parts[0] != "agents" or len(parts) < 2 or parts[1] not in (*folders, "common"):
+            continue
+        for target in sorted(_imported(name)):
+            t = target.split(".")
+            other_algorithm = len(t) > 1 and t[0] == "agents" and t[1] in folders and t[1] != parts[1]
+            if target == "agents" or other_algorithm:
+                found.append(f"{name} imports {target}")
     assert not found, "an algorithm folder leans on another:\n" + "\n".join(found)
