@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import envs  # noqa: F401  (registers ebrl's environment ids for rl-zoo3's --env)
 from agents.softdqn import SoftDQN
 from agents.softq import SoftQ
 
@@ -86,8 +87,6 @@ def register() -> None:
     own entry points accept ``--algo softq`` and ``--algo softdqn``.
     """
     zoo = _rl_zoo3()
-    import envs  # noqa: F401  (registers ebrl's environment ids for rl-zoo3's --env)
-
     zoo.utils.ALGOS.update(ZOO_ALGOS)
     zoo.hyperparams_opt.HYPERPARAMS_SAMPLER.update(softq=sample_softq_params, softdqn=sample_softdqn_params)
     convert = zoo.hyperparams_opt.convert_offpolicy_params

@@ -16,6 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ebrl._checks import check_int, check_positive
+from envs.particle import ParticleEnv
 
 NPZ_KEYS = ("observations", "actions")
 """The arrays of an ``.npz`` of demonstrations: ``observations`` (T, O) and ``actions`` (T, A)."""
@@ -105,8 +106,6 @@ def record_particle_demonstrations(
     collision, or is truncated after ``max_steps``. The dataset goes to Minari's local store as ``dataset_id``
     (``namespace/name-v0``).
     """
-    from envs.particle import ParticleEnv
-
     minari = _minari()
     n_episodes = check_int("n_episodes", n_episodes, minimum=1)
     check_positive("execution_noise", execution_noise, allow_zero=True)
