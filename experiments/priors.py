@@ -365,23 +365,26 @@ def run(algo: str, variant: str, seed: int, args: Args) -> tuple[dict[str, Any],
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (algo, variant): mean final success with a 95% bootstrap CI; paired difference to ``none``."""
+    """Per (algo, variant, configuration): mean final success with a 95% bootstrap CI; paired difference
+    to ``none`` of the same algorithm and configuration."""
     out = []
-    for algo, variant in dict.fromkeys((r["algo"], r["variant"]) for r in rows):
-        mine = {r["seed"]: float(r["final_success_rate"]) for r in rows if (r["algo"], r["variant"]) == (algo, variant)}
+    for algo, variant, config in dict.fromkeys((r["algo"], r["variant"], r["config"]) for r in rows):
+        def finals(v: str, algo: str = algo, config: str = config) -> dict[int, float]:
+            return {r["seed"]: float(r["final_success_rate"]) for r in rows
+                    if (r["algo"], r["variant"], r["config"]) == (algo, v, config)}
+
+        mine, base = finals(variant), finals("none")
         ci = stats.bootstrap_ci(np.array(list(mine.values())), statistic=stats.mean, seed=0)
-        base = {r["seed"]: float(r["final_success_rate"]) for r in rows if (r["algo"], r["variant"]) == (algo, "none")}
         common = sorted(set(mine) & set(base))
         diff = ""
         if variant != "none" and common:
             d = stats.paired_difference_ci(np.array([mine[s] for s in common]), np.array([base[s] for s in common]),
                                            statistic=stats.mean, seed=0)
             diff = f"{d.point:+.2f} [{d.low:+.2f}, {d.high:+.2f}] ({stats.verdict(d)}, seeds {common})"
-        solved = sum(v >= SOLVED for v in mine.values())
         out.append({
-            "algo": algo, "variant": variant, "seeds": len(mine),
+            "algo": algo, "variant": variant, "config": config, "seeds": len(mine),
             "final_success_mean [95% CI]": f"{ci.point:.2f} [{ci.low:.2f}, {ci.high:.2f}]",
-            "seeds_solved (>= 80%)": f"{solved}/{len(mine)}",
+            "seeds_solved (>= 80%)": f"{sum(v >= SOLVED for v in mine.values())}/{len(mine)}",
             "minus none, paired": diff,
         })
     return out
@@ -414,11 +417,15 @@ def main(args: Args) -> list[dict[str, Any]]:
     # learn_alpha joined the settings after runs were made with it on: it enters the digest only when off
     stable = ("learn_alpha",) if args.learn_alpha else ()
     digest = config_digest(args, exclude=("split", "seeds", "algos", "variants", "resume", "run", "quick", *stable))
-    keep = (lambda r: r["config"] == digest) if args.resume else (lambda r: False)
     typed = {"integer": ("seed",), "real": ("final_success_rate", "best_success_rate")}
-    rows = read_rows(out_dir / f"{name}.csv", keep=keep, **typed)
-    curves = read_rows(out_dir / f"{name}_curves.csv", keep=keep, integer=("seed", "step"), real=("success_rate",))
-    done = {(r["algo"], r["variant"], r["seed"]) for r in rows}
+    # rows of other configurations stay in the files; only this configuration's count as done
+    rows = read_rows(out_dir / f"{name}.csv", keep=lambda r: True, **typed)
+    curves = read_rows(out_dir / f"{name}_curves.csv", keep=lambda r: True, integer=("seed", "step"),
+                       real=("success_rate",))
+    if not args.resume:
+        rows = [r for r in rows if r["config"] != digest]
+        curves = [c for c in curves if c["config"] != digest]
+    done = {(r["algo"], r["variant"], r["seed"]) for r in rows if r["config"] == digest}
     for seed in seeds:
         for algo in args.algos:
             for variant in args.variants:
