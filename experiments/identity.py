@@ -21,6 +21,9 @@ task and algorithm the seeds passed and the mean score with a 95% bootstrap inte
 records the success rate of 20 deterministic episodes after training (``eval_success``, not SB3's measure).
 Resumable: rows already in ``identity.csv`` for the same configuration are kept and not rerun.
 
+``--softdqn-alpha A`` (a float, or ``auto_<init>``) is a probe of another SoftDQN temperature: it writes
+``results/identity_softdqn_alpha_<A>/`` and leaves the defaults' table alone.
+
 Run: ``python -m experiments.identity`` (``--quick`` for a smoke run: one seed, a tenth of each budget).
 """
 
@@ -59,10 +62,20 @@ class Args:
     tasks: tuple[str, ...] = field(default=tuple(TASKS), metadata={"help": "tasks to run"})
     budget_scale: float = field(default=1.0, metadata={"help": "multiplies SB3's step budgets (1 = SB3's)"})
     n_eval_episodes: int = field(default=20, metadata={"help": "deterministic evaluation episodes (SB3's: 20)"})
+    softdqn_alpha: str = field(
+        default="auto",
+        metadata={"help": "SoftDQN's temperature: 'auto' (its default) or a float; another value writes "
+                          "results/identity_softdqn_alpha_<value>/ instead, a probe beside the defaults' table"},
+    )
     quick: bool = field(default=False, metadata={"help": "smoke run: one seed, a tenth of each budget"})
 
 
 QUICK = {"seeds": (0,), "budget_scale": 0.1, "n_eval_episodes": 2}
+
+
+def alpha_arg(text: str) -> float | str:
+    """``"auto"``/``"auto_<init>"`` as given, anything else as a float."""
+    return text if text.startswith("auto") else float(text)
 
 
 def run(task: str, algo: str, seed: int, args: Args) -> dict[str, Any]:
@@ -73,7 +86,8 @@ def run(task: str, algo: str, seed: int, args: Args) -> dict[str, Any]:
     start = time.perf_counter()
     if task == "IdentityEnv(4)":
         env = DummyVecEnv([lambda: IdentityEnv(4)])
-        model = cls("MlpPolicy", env, gamma=0.4, seed=seed, learning_starts=0).learn(steps)
+        soft = dict(alpha=alpha_arg(args.softdqn_alpha)) if cls is SoftDQN else {}
+        model = cls("MlpPolicy", env, gamma=0.4, seed=seed, learning_starts=0, **soft).learn(steps)
         score = float(evaluate_policy(model, env, n_eval_episodes=args.n_eval_episodes)[0])
     elif task == "IdentityEnvBox(eps=0.5)":
         env = IdentityEnvBox(eps=0.5)
@@ -81,7 +95,7 @@ def run(task: str, algo: str, seed: int, args: Args) -> dict[str, Any]:
         score = float(evaluate_policy(model, env, n_eval_episodes=args.n_eval_episodes)[0])
     else:
         venv = make_vec_env(lambda: BitFlippingEnv(n_bits=10, continuous=False), n_envs=2)
-        extra = dict(exploration_final_eps=0.02) if cls is DQN else {}
+        extra = dict(exploration_final_eps=0.02) if cls is DQN else dict(alpha=alpha_arg(args.softdqn_alpha))
         model = cls(
             "MultiInputPolicy", venv, replay_buffer_class=HerReplayBuffer,
             replay_buffer_kwargs=dict(n_sampled_goal=5, goal_selection_strategy="future"),
@@ -140,8 +154,11 @@ def main(args: Args) -> list[dict[str, Any]]:
     unknown = sorted(set(args.tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; expected some of {list(TASKS)}")
-    out_dir = results_dir("identity")
-    digest = config_digest(args, exclude=("seeds", "tasks", "quick"))
+    default_alpha = args.softdqn_alpha == "auto"
+    out_dir = results_dir("identity" if default_alpha else f"identity_softdqn_alpha_{args.softdqn_alpha}")
+    digest = config_digest(args, exclude=("seeds", "tasks", "quick", "softdqn_alpha"))
+    if not default_alpha:
+        digest += f"-alpha-{args.softdqn_alpha}"
     path = out_dir / "identity.csv"
     rows = read_rows(path, keep=lambda r: r.get("config") == digest and r["seed"] != "all"
                      and (r.get("eval_success") or not r["task"].endswith("HER")),  # earlier HER rows lack it
@@ -161,7 +178,9 @@ def main(args: Args) -> list[dict[str, Any]]:
     summary = summarise(rows)
     write_table(
         out_dir, "identity", rows + summary,
-        title="SB3's identity tasks at SB3's budgets: SoftDQN and SoftQ (defaults) against DQN and SAC",
+        title="SB3's identity tasks at SB3's budgets: SoftDQN and SoftQ ("
+        + ("defaults" if default_alpha else f"SoftDQN with alpha={args.softdqn_alpha}, a probe")
+        + ") against DQN and SAC",
         config=args,
         info=environment_info(packages=("stable-baselines3", "gymnasium")),
         notes=(
