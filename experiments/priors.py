@@ -379,7 +379,9 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ci = stats.bootstrap_ci(np.array(list(mine.values())), statistic=stats.mean, seed=0)
         common = sorted(set(mine) & set(base))
         diff = ""
-        if variant != "none" and common:
+        if variant != "none" and len(common) == 1:
+            diff = f"{mine[common[0]] - base[common[0]]:+.2f} (one seed, {common}: no interval)"
+        elif variant != "none" and common:
             d = stats.paired_difference_ci(np.array([mine[s] for s in common]), np.array([base[s] for s in common]),
                                            statistic=stats.mean, seed=0)
             diff = f"{d.point:+.2f} [{d.low:+.2f}, {d.high:+.2f}] ({stats.verdict(d)}, seeds {common})"
