@@ -275,7 +275,9 @@ class SoftQPolicy(BasePolicy):
         check_acting(sampler, amortized=amortized)
         box = ActionBox.symmetric(int(self.action_space.shape[0]))
         self.act_with_proposal = sampler == PROPOSAL
-        acting = sampler if isinstance(sampler, ActionSampler) else ACT_SAMPLER  # mode() of "proposal" is unused
+        # with "proposal" the policy object still serves the soft value (its run() takes the value sampler); its
+        # own acting sampler is then never used
+        acting = sampler if isinstance(sampler, ActionSampler) else ACT_SAMPLER
         self.boltzmann = ContinuousBoltzmannPolicy(box, sampler=acting)
         if amortized and self.proposal is None:
             act_dim = int(self.action_space.shape[0])
