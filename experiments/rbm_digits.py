@@ -35,7 +35,16 @@ and seed), ``summary.csv/.md`` (means with intervals), ``paired.csv/.md`` (ebrl 
 seed), ``timing.csv/.md`` and ``samples.png``. ``--resume`` keeps the rows of finished
 (size, seed) groups made with the same settings.
 
-Run: ``python -m experiments.rbm_digits`` (``--quick`` for a smoke run of about a minute).
+Per-step timing alone (``--step-timing``, written to ``results/rbm_digits_steps/``): at 64 hidden units on
+the greyscale data (batch 10, ``step_epochs`` epochs), ``step_repeats`` pairs of fits, scikit-learn then
+``BernoulliRBMEstimator`` (``BoltzmannModel.fit``, which trains through ``ebrl.training.fit``), each fit
+timed in wall-clock and process CPU time with the 1-minute load average beside it. The ratio ebrl /
+scikit-learn per step is paired by repeat (the two fits of a pair share the machine's load at that
+moment): the exponentiated mean log-ratio with a 95% bootstrap interval over the repeats. One
+identically seeded warm-up pair runs first and is not counted.
+
+Run: ``python -m experiments.rbm_digits`` (``--quick`` for a smoke run of about a minute;
+``--step-timing`` for the per-step timing alone, about a minute).
 """
 
 from __future__ import annotations
@@ -106,6 +115,11 @@ class Args:
     )
     device: str = field(default="cpu", metadata={"help": "device of ebrl's models: cpu, cuda or auto"})
     resume: bool = field(default=False, metadata={"help": "keep finished (size, seed) groups of the same settings"})
+    step_timing: bool = field(
+        default=False, metadata={"help": "only the per-step timing at 64 hidden units (results/rbm_digits_steps)"}
+    )
+    step_repeats: int = field(default=30, metadata={"help": "interleaved scikit-learn / ebrl fit pairs of step_timing"})
+    step_epochs: int = field(default=5, metadata={"help": "epochs of each step_timing fit"})
     quick: bool = field(default=False, metadata={"help": "smoke run: one seed, short AIS, small 784-unit timing"})
 
 
@@ -372,10 +386,77 @@ def paired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def step_timing(args: Args, device: torch.device) -> list[dict[str, Any]]:
+    """Interleaved scikit-learn / ebrl fits at 64 hidden units, batch 10: per-step times and their paired ratio."""
+    x = digits()[0]
+    settings = {"n_components": 64, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
+                "n_iter": args.step_epochs, "random_state": 0}
+    steps = args.step_epochs * math.ceil(x.shape[0] / args.batch_size)
+    fits: dict[str, Callable[[], Any]] = {
+        SK: lambda: SklearnBernoulliRBM(**settings).fit(x),
+        LOOP: lambda: BernoulliRBMEstimator(**settings, device=str(device)).fit(x),
+    }
+    rows: list[dict[str, Any]] = []
+    for repeat in range(-1, args.step_repeats):  # repeat -1: the warm-up pair (imports, first-call costs)
+        for name, fit in fits.items():
+            load_before = load()
+            _, wall, cpu = min_time(fit, 1, device)
+            if repeat >= 0:
+                rows.append({"repeat": repeat, "model": name, "us_per_step_wall": round(1e6 * wall / steps, 2),
+                             "us_per_step_cpu": round(1e6 * cpu / steps, 2), "load_1min_before": load_before,
+                             "load_1min_after": load()})
+    return rows
+
+
+def step_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model: mean per-step times [95% bootstrap interval]; ebrl / scikit-learn ratios paired by repeat."""
+    out = []
+    for name in (SK, LOOP):
+        mine = [r for r in rows if r["model"] == name]
+        out.append({"what": name, **{m: str(bootstrap_ci(np.array([r[m] for r in mine]), mean))
+                                     for m in ("us_per_step_cpu", "us_per_step_wall")},
+                    "load_1min": str(bootstrap_ci(np.array([r["load_1min_after"] for r in mine]), mean)),
+                    "repeats": len(mine)})
+    ratio: dict[str, Any] = {"what": "ebrl / scikit-learn per step (paired by repeat)"}
+    for m in ("us_per_step_cpu", "us_per_step_wall"):
+        ours = {r["repeat"]: r[m] for r in rows if r["model"] == LOOP}
+        theirs = {r["repeat"]: r[m] for r in rows if r["model"] == SK}
+        keys = sorted(set(ours) & set(theirs))
+        ci = paired_difference_ci(np.log([ours[k] for k in keys]), np.log([theirs[k] for k in keys]))
+        ratio[m] = f"{math.exp(ci.point):.3g} [{math.exp(ci.low):.3g}, {math.exp(ci.high):.3g}]"
+    ratio["repeats"] = len(keys)
+    return [*out, ratio]
+
+
+def main_step_timing(args: Args, device: torch.device) -> list[dict[str, Any]]:
+    out_dir = results_dir("rbm_digits_steps")
+    info = environment_info(device, packages=("scikit-learn", "threadpoolctl"))
+    info["threads (torch and BLAS)"] = str(args.threads)
+    notes = (
+        f"PCD-1 at 64 hidden units on the greyscale digits (pixels/16), batch {args.batch_size}, learning rate "
+        f"{args.learning_rate}, {args.step_epochs} epochs per fit, {args.threads} thread(s) for both libraries. "
+        f"{args.step_repeats} pairs of fits, scikit-learn then ebrl's BernoulliRBMEstimator (BoltzmannModel.fit, "
+        "through ebrl.training.fit), after one uncounted warm-up pair. Per-step times: mean [95% bootstrap "
+        "interval] over repeats; the ratio is paired by repeat (exponentiated mean log-ratio) so that the load "
+        "the two fits of a pair share cancels. load_1min is os.getloadavg()[0]; a loaded machine inflates "
+        "wall-clock times far more than CPU times.",
+    )
+    with threadpool_limits(args.threads):
+        rows = step_timing(args, device)
+    write_table(out_dir, "steps", rows, title="RBM fit time per step: every repeat", config=args, info=info,
+                notes=notes)
+    summary = step_summary(rows)
+    write_table(out_dir, "summary", summary, title="RBM fit time per step: ebrl against scikit-learn",
+                config=args, info=info, notes=notes)
+    return summary
+
+
 def main(args: Args) -> list[dict[str, Any]]:
     if args.quick:
         args = replace(args, **QUICK)
     torch.set_num_threads(args.threads)
+    if args.step_timing:
+        return main_step_timing(args, pick_device(args.device))
     device = pick_device(args.device)
     out_dir = results_dir("rbm_digits")
     x_train, x_test, y_train, y_test = digits()

@@ -2,8 +2,8 @@
 
 ``fit(on_divergence="raise")`` stops with a ``DivergenceError`` naming the step before the faulty
 step updates anything; ``on_divergence="recover"`` rolls back to the last good snapshot, lowers the
-learning rate and finishes with finite parameters, and gives up after ``max_recoveries``; the RBM
-trainer does the same per epoch; samplers raise on a gradient-only fault. Every test injects its
+learning rate and finishes with finite parameters, and gives up after ``max_recoveries``; RBMs train
+through the same ``fit`` and recover the same way; samplers raise on a gradient-only fault. Every test injects its
 faults deterministically (by call count), so none is statistical.
 
 Faults injected (for the README's reliability table), 23 in all: 5 kinds in raise mode (NaN energy
@@ -362,7 +362,9 @@ RBM_DATA = (torch.rand(40, 12, generator=gen(12)) < 0.3).float()
 
 def test_rbm_recover_mode_rolls_back_the_epoch_and_halves_the_learning_rate():
     model = BernoulliRBM(12, 6, generator=gen(13))
-    with pytest.warns(RuntimeWarning, match=r"epoch 2 of 4.*Rolled back to the state before epoch 2 .*to 0\.025 "):
+    # The poison lands between epochs 1 and 2 (4 steps each): step 5 finds it, and fit rolls back to the last
+    # snapshot a step has verified, epoch 1's start (epoch 2's was taken after the poison).
+    with pytest.warns(RuntimeWarning, match=r"step 5 \(epoch 2\).*snapshot taken before step 1 .*to 0\.025"):
         model.fit(RBM_DATA, epochs=4, batch_size=10, learning_rate=0.05, momentum=0.5, callback=poison({0}),
                   generator=gen(14), on_divergence="recover")
     assert model.recoveries == [(2, 0.025)]
@@ -373,6 +375,7 @@ def test_rbm_recover_mode_gives_up_after_max_recoveries():
     model = BernoulliRBM(12, 6, generator=gen(13))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        with pytest.raises(DivergenceError, match=r"epoch 5 of 6.*Gave up: .*rolled back 3 times .*\[2, 3, 4\]"):
+        # Rolled back at the first step of epochs 2, 3 and 4 (4 steps each), and given up in epoch 5.
+        with pytest.raises(DivergenceError, match=r"epoch 5 of 6.*gave up: .*rolled back 3 times .*\[5, 9, 13\]"):
             model.fit(RBM_DATA, epochs=6, batch_size=10, callback=poison(set(range(6))), generator=gen(14),
                       on_divergence="recover")

@@ -9,6 +9,12 @@ from torch import Tensor
 from ebrl._checks import check_finite, check_has_data
 
 
+def check_bool(name: str, value: object) -> None:
+    """Require a real ``bool`` (not a truthy value such as ``"yes"`` or ``1``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
 def as_data(
     name: str,
     x: object,

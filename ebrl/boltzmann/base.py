@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import abc
 import math
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ebrl._checks import (
     DivergenceError,
@@ -33,10 +31,12 @@ from ebrl._checks import (
     check_probability,
     resolve_generator,
 )
-from ebrl._progress import progress_bar as make_progress_bar
-from ebrl.boltzmann._utils import as_data
-from ebrl.checkpoint import CheckpointError, PathLike, read_training_payload, write_training_payload
+from ebrl.boltzmann._utils import as_data, check_bool
+from ebrl.boltzmann.objective import GibbsCD
+from ebrl.checkpoint import PathLike
 from ebrl.energy.base import Energy
+from ebrl.training import TrainHistory, load_training_state, save_training_state
+from ebrl.training import fit as train
 
 Method = Literal["cd", "pcd"]
 LRSchedule = Literal["constant", "linear", "cosine"] | Callable[[float], float]
@@ -46,17 +46,17 @@ Callback = Callable[[int, "BoltzmannModel"], None]
 
 @dataclass
 class TrainState:
-    """What CD training carries from one update to the next.
+    """What ``fit`` and ``partial_fit`` carry over to a later call with ``resume=True``.
 
     Attributes:
         chains: the persistent chains of PCD (``None`` for CD). Their representation belongs to
             the model: visible states ``(M, n_visible)`` by default, hidden states for a
             ``BernoulliRBM``.
-        velocity: the momentum buffers, by parameter name.
+        optimizer: the ``torch.optim.SGD`` of the last call, with its momentum buffers.
     """
 
     chains: Tensor | None = None
-    velocity: dict[str, Tensor] = field(default_factory=dict)
+    optimizer: torch.optim.SGD | None = None
 
 
 def _schedule_factor(schedule: LRSchedule, progress: float) -> float:
@@ -78,12 +78,6 @@ def _check_schedule(schedule: object) -> None:
     raise ValueError(
         f"lr_schedule must be 'constant', 'linear', 'cosine' or a callable progress -> factor, got {schedule!r}"
     )
-
-
-def _check_bool(name: str, value: object) -> None:
-    """Require a real ``bool`` (not a truthy value such as ``"yes"`` or ``1``)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
 
 
 class BoltzmannModel(Energy):
@@ -135,7 +129,7 @@ class BoltzmannModel(Energy):
         Binary models require entries in {0, 1}, or in [0, 1] with ``soft=True``; Gaussian ones
         require finite values. Raises ``ValueError`` naming ``name``.
         """
-        _check_bool("soft", soft)
+        check_bool("soft", soft)
         values = self.visible_values
         if soft:
             if values != "binary":
@@ -181,14 +175,16 @@ class BoltzmannModel(Energy):
     ) -> BoltzmannModel:
         """Train by CD-k or PCD with minibatch SGD, from the current parameters; returns ``self``.
 
-        Each update moves every parameter θ by the momentum step
+        This is ``ebrl.training.fit`` with the ``GibbsCD`` objective, which writes the CD / PCD
+        gradient estimate into each parameter's ``.grad``, and ``torch.optim.SGD``. Each update is
 
-            u ← momentum · u + lr_t · (g - weight_decay · θ),    θ ← θ + u,
+            u ← momentum · u + g + weight_decay · θ,    θ ← θ - lr_t · u,
 
-        where g is the batch-mean log-likelihood gradient estimate and weight decay applies to
-        the couplings only. The learning rate is ``learning_rate`` times the schedule factor at
-        the fraction of updates done: ``"constant"`` (1), ``"linear"`` (1 → 0), ``"cosine"``
-        (1 → 0), or a callable ``progress -> factor``.
+        where g is the batch-mean gradient of F(v_data) - F(v_chains) (the negative log-likelihood
+        gradient estimate) and weight decay applies to the couplings only (``GibbsCD`` adds it). The learning rate is
+        ``learning_rate`` times the schedule factor at the fraction of updates done (a
+        ``torch.optim.lr_scheduler.LambdaLR``): ``"constant"`` (1), ``"linear"`` (1 → 0),
+        ``"cosine"`` (1 → 0), or a callable ``progress -> factor``.
 
         Args:
             X: training data ``(N, n_visible)``, a tensor or array.
@@ -204,7 +200,7 @@ class BoltzmannModel(Energy):
             soft: binary models only: accept probabilities in [0, 1] (mean-field data, as in
                 scikit-learn's RBM example) instead of requiring {0, 1}.
             shuffle: visit the data in a fresh random order each epoch.
-            progress_bar: show a tqdm bar over epochs (needs ``ebrl[progress]``).
+            progress_bar: show a tqdm bar over the steps (needs ``ebrl[progress]``).
             callback: called as ``callback(epoch, model)`` after each epoch.
             generator: the only source of randomness (fresh OS-seeded one when ``None``).
             resume: continue the persistent chains and momentum left by the previous ``fit``,
@@ -214,25 +210,26 @@ class BoltzmannModel(Energy):
                 equals ``fit(epochs=a + b)`` exactly; a decaying schedule restarts at each call,
                 since its progress counts this call's updates. ``n_chains`` then applies only if
                 there are no chains yet (the previous run used CD).
-            on_divergence: ``"raise"``: ``DivergenceError``. ``"recover"``: restore the
-                parameters, chains and momentum of the last state that passed the check (the
-                start, or the end of the last good epoch, before its callback), multiply
-                ``learning_rate`` by ``recover_factor``, warn (``RuntimeWarning`` naming the
-                epoch and the new rate), record ``(epoch, new_rate)`` in ``self.recoveries`` and
-                go on with the next epoch; after ``max_recoveries`` rollbacks, raise.
+            on_divergence: ``"raise"``: ``DivergenceError``. ``"recover"``: ``ebrl.training.fit``'s
+                recovery: restore the parameters, chains and momentum of the last snapshot that a
+                step has verified (taken at each epoch start), multiply the learning rate by
+                ``recover_factor``, warn (``RuntimeWarning`` naming the step and the new rate),
+                record ``(epoch, new_rate)`` in ``self.recoveries`` and go on; after
+                ``max_recoveries`` rollbacks, raise.
             max_recoveries: rollbacks allowed, >= 1.
             recover_factor: in (0, 1).
 
         Raises:
             ValueError: bad arguments or data (see ``as_data``).
-            DivergenceError: the parameters became non-finite (checked once per epoch, one host
-                synchronisation); the message names the epoch.
+            DivergenceError: a step's free energies or gradients are not finite (a parameter
+                became NaN or inf); checked at every step before the update, in the step's one host
+                synchronisation. The message names the epoch and the step.
         """
         data = self.as_data("X", X, soft=soft)
         persistent = self._check_fit_args(method, batch_size, learning_rate, k, momentum, weight_decay)
         check_int("epochs", epochs)
-        _check_bool("shuffle", shuffle)
-        _check_bool("progress_bar", progress_bar)
+        check_bool("shuffle", shuffle)
+        check_bool("progress_bar", progress_bar)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable(epoch, model) or None, got {type(callback).__name__}")
         _check_schedule(lr_schedule)
@@ -251,47 +248,16 @@ class BoltzmannModel(Energy):
                 "load_training_state; this model has none"
             )
         gen = resolve_generator(generator, data.device)
-        state = self._train_state if resume else TrainState()
-        assert state is not None
-        self.recoveries = []
-        n = data.shape[0]
-        n_batches = math.ceil(n / batch_size)
-        total = epochs * n_batches
-        bar = make_progress_bar(epochs, desc=type(self).__name__, unit="epoch") if progress_bar else None
-        try:
-            with torch.no_grad():
-                if persistent and state.chains is None:
-                    state.chains = self._init_chains(data, n_chains, generator=gen)
-                snapshot = self._snapshot(state) if on_divergence == "recover" else None
-                params = self._step_params()
-                for epoch in range(epochs):
-                    rows = data[torch.randperm(n, generator=gen, device=data.device)] if shuffle else data
-                    for i, batch in enumerate(rows.split(batch_size)):
-                        lr = learning_rate * _schedule_factor(lr_schedule, (epoch * n_batches + i) / total)
-                        self._update(
-                            state, batch, lr=lr, k=k, momentum=momentum, weight_decay=weight_decay,
-                            persistent=persistent, generator=gen, params=params,
-                        )
-                    try:
-                        self._raise_if_diverged(f"in epoch {epoch + 1} of {epochs}", learning_rate)
-                    except DivergenceError as exc:
-                        if snapshot is None:
-                            raise
-                        learning_rate = self._recover(
-                            exc, snapshot, state, epoch=epoch + 1, new_lr=recover_factor * learning_rate,
-                            max_recoveries=max_recoveries,
-                        )
-                    else:
-                        if snapshot is not None:
-                            snapshot = self._snapshot(state)  # the last state that passed the check
-                    if bar is not None:
-                        bar.update(1)
-                    if callback is not None:
-                        callback(epoch, self)
-        finally:
-            if bar is not None:
-                bar.close()
-        self._train_state = state
+        steps = epochs * math.ceil(data.shape[0] / batch_size)
+        history = self._train(
+            data, persistent=persistent, k=k, n_chains=n_chains, learning_rate=learning_rate, momentum=momentum,
+            weight_decay=weight_decay, previous=self._train_state if resume else None, generator=gen,
+            partial=False, lr_schedule=lr_schedule, steps=steps, epochs=epochs, batch_size=batch_size,
+            shuffle=shuffle, progress_bar=progress_bar, callback=callback, on_divergence=on_divergence,
+            max_recoveries=max_recoveries, recover_factor=recover_factor,
+        )
+        n_batches = steps // epochs
+        self.recoveries = [((step - 1) // n_batches + 1, lr) for step, lr in history.recoveries]
         return self
 
     def partial_fit(
@@ -315,20 +281,69 @@ class BoltzmannModel(Energy):
         """
         data = self.as_data("X", X, soft=soft)
         persistent = self._check_fit_args(method, data.shape[0], learning_rate, k, momentum, weight_decay)
+        m = data.shape[0] if n_chains is None else check_int("n_chains", n_chains)
         gen = resolve_generator(generator, data.device)
-        if self._train_state is None:
-            self._train_state = TrainState()
-        state = self._train_state
-        with torch.no_grad():
-            if persistent and state.chains is None:
-                m = data.shape[0] if n_chains is None else check_int("n_chains", n_chains)
-                state.chains = self._init_chains(data, m, generator=gen)
-            self._update(
-                state, data, lr=learning_rate, k=k, momentum=momentum, weight_decay=weight_decay,
-                persistent=persistent, generator=gen, params=self._step_params(),
-            )
-        self._raise_if_diverged("in partial_fit", learning_rate)
+        self._train(
+            data, persistent=persistent, k=k, n_chains=m, learning_rate=learning_rate, momentum=momentum,
+            weight_decay=weight_decay, previous=self._train_state, generator=gen, partial=True,
+            epochs=1, batch_size=data.shape[0], shuffle=False,
+        )
         return self
+
+    def _train(
+        self,
+        data: Tensor,
+        *,
+        persistent: bool,
+        k: int,
+        n_chains: int,
+        learning_rate: float,
+        momentum: float,
+        weight_decay: float,
+        previous: TrainState | None,
+        generator: torch.Generator,
+        partial: bool,
+        lr_schedule: LRSchedule = "constant",
+        steps: int = 1,
+        callback: Callback | None = None,
+        **options: Any,
+    ) -> TrainHistory:
+        """``ebrl.training.fit`` with ``GibbsCD`` and SGD, from ``previous``'s chains and momentum, for ``fit``
+        and ``partial_fit`` (``partial``), whose arguments are validated; keeps the chains and the optimizer in
+        ``self._train_state``, even when training fails. ``options`` go to ``ebrl.training.fit``."""
+        objective = GibbsCD(k, persistent=persistent, n_chains=n_chains, weight_decay=weight_decay, report_loss=False)
+        optimizer = self._optimizer(learning_rate, momentum, previous)
+        if persistent:
+            objective.chains = None if previous is None else previous.chains
+            if objective.chains is None:
+                objective.start(self, data, generator=generator)
+        scheduler = None
+        if lr_schedule != "constant":
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda update: _schedule_factor(lr_schedule, update / steps)
+            )
+        done = 0  # epochs completed, for the error message
+
+        def after_epoch(epoch: int, _: nn.Module) -> None:
+            nonlocal done
+            done = epoch + 1
+            if callback is not None:
+                callback(epoch, self)
+
+        self.recoveries = []
+        try:
+            return train(
+                self, data, objective, optimizer=optimizer, scheduler=scheduler, generator=generator,
+                callback=after_epoch, **options,
+            )
+        except DivergenceError as exc:
+            at = "in partial_fit" if partial else f"in epoch {done + 1} of {options['epochs']}"
+            raise DivergenceError(
+                f"{type(self).__name__} training diverged {at}: {exc}. Lower learning_rate (now "
+                f"{optimizer.param_groups[0]['lr']:.4g}) or add weight_decay."
+            ) from exc
+        finally:
+            self._train_state = TrainState(chains=objective.chains, optimizer=optimizer)
 
     @staticmethod
     def _check_fit_args(
@@ -345,59 +360,32 @@ class BoltzmannModel(Energy):
         check_positive("weight_decay", weight_decay, allow_zero=True)
         return method == "pcd"
 
-    def _raise_if_diverged(self, where: str, learning_rate: float) -> None:
-        finite = torch.stack([torch.isfinite(p).all() for p in self.parameters()])
-        if not bool(finite.all()):  # one synchronisation per epoch
-            raise DivergenceError(
-                f"{type(self).__name__} training diverged {where}: a parameter became NaN or inf. "
-                f"Lower learning_rate (now {learning_rate}) or add weight_decay."
-            )
-
-    def _snapshot(self, state: TrainState) -> tuple[dict[str, Tensor], Tensor | None, dict[str, Tensor]]:
-        """Copies of the parameters, the chains and the momentum, to roll back to."""
-        params = {name: p.detach().clone() for name, p in self.named_parameters()}
-        chains = None if state.chains is None else state.chains.clone()
-        return params, chains, {name: u.clone() for name, u in state.velocity.items()}
-
-    def _recover(
-        self,
-        exc: DivergenceError,
-        snapshot: tuple[dict[str, Tensor], Tensor | None, dict[str, Tensor]],
-        state: TrainState,
-        *,
-        epoch: int,
-        new_lr: float,
-        max_recoveries: int,
-    ) -> float:
-        """Restore ``snapshot`` and return ``new_lr``; raise ``DivergenceError`` after ``max_recoveries``."""
-        if len(self.recoveries) >= max_recoveries:
-            raise DivergenceError(
-                f"{exc} Gave up: training had already been rolled back {max_recoveries} times "
-                f"(max_recoveries={max_recoveries}, in epochs {[e for e, _ in self.recoveries]})"
-            ) from exc
-        params, chains, velocity = snapshot
-        for name, p in self.named_parameters():
-            p.copy_(params[name])
-        state.chains = None if chains is None else chains.clone()
-        state.velocity = {name: u.clone() for name, u in velocity.items()}
-        self.recoveries.append((epoch, new_lr))
-        warnings.warn(
-            f"{exc} Rolled back to the state before epoch {epoch} and lowered learning_rate to {new_lr:.4g} "
-            f"(recovery {len(self.recoveries)} of {max_recoveries}).",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return new_lr
+    def _optimizer(self, learning_rate: float, momentum: float, previous: TrainState | None) -> torch.optim.SGD:
+        """SGD (fused where torch has the kernel) over the parameters; with ``previous``, its momentum
+        buffers carry over."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)  # GibbsCD writes into these
+        fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
+        optimizer = torch.optim.SGD(params, lr=learning_rate, momentum=momentum, fused=fused or None)
+        if previous is not None and previous.optimizer is not None:
+            for p in params:
+                buf = previous.optimizer.state.get(p, {}).get("momentum_buffer")
+                if buf is not None and momentum > 0:
+                    optimizer.state[p]["momentum_buffer"] = buf.clone()
+        return optimizer
 
     # ------------------------------------------------------------------------------ resuming
     def save_training_state(
         self, path: PathLike, *, generator: torch.Generator, extra: dict[str, Any] | None = None
     ) -> None:
-        """Save the parameters, the training state (PCD chains, momentum) and ``generator``'s state.
+        """Save the parameters, the training state (PCD chains, SGD momentum) and ``generator``'s state.
 
-        The file is written atomically with a digest (``ebrl.checkpoint``). Load it into a model
-        of the same class and shapes with ``load_training_state``, then continue with
-        ``fit(..., resume=True, generator=generator)``: see ``fit``'s ``resume``.
+        This is ``ebrl.training.save_training_state`` with the model's optimizer and ``GibbsCD``
+        objective: one file format for every model. Load it into a model of the same class and
+        shapes with ``load_training_state``, then continue with ``fit(..., resume=True,
+        generator=generator)``: see ``fit``'s ``resume``.
 
         Args:
             path: the file to write; its directory must exist.
@@ -405,13 +393,13 @@ class BoltzmannModel(Energy):
             extra: plain values to store alongside.
         """
         state = self._train_state
-        saved = None
-        if state is not None:
-            saved = {
-                "chains": None if state.chains is None else state.chains.detach().cpu().clone(),
-                "velocity": {name: u.detach().cpu().clone() for name, u in state.velocity.items()},
-            }
-        write_training_payload(path, model=self, generator=generator, sections={"train_state": saved}, extra=extra)
+        optimizer = state.optimizer if state is not None else None
+        if optimizer is None:
+            optimizer = self._optimizer(1.0, 0.0, None)
+        objective = GibbsCD(persistent=state is not None and state.chains is not None)
+        objective.chains = None if state is None else state.chains
+        save_training_state(path, energy=self, optimizer=optimizer, generator=generator, objective=objective,
+                            extra=extra)
 
     def load_training_state(self, path: PathLike, *, generator: torch.Generator) -> dict[str, Any] | None:
         """Load what ``save_training_state`` wrote into this model and ``generator``; returns ``extra``.
@@ -419,39 +407,15 @@ class BoltzmannModel(Energy):
         Everything is checked first (file, digest, class, parameter shapes, momentum shapes,
         generator device): on any ``CheckpointError`` neither the model nor the generator changes.
         """
-        payload = read_training_payload(path, model=self, generator=generator)  # checks path's type first
-        path = Path(path)
-        saved = payload.get("train_state")
-        shapes = {name: p.shape for name, p in self.named_parameters()}
-        if saved is not None:
-            chains, velocity = saved.get("chains"), saved.get("velocity")
-            if chains is not None and (not isinstance(chains, Tensor) or chains.dim() != 2):
-                raise CheckpointError(f"'{path}' is corrupt: the chains are not a (M, units) tensor")
-            if not isinstance(velocity, dict) or any(
-                name not in shapes or not isinstance(u, Tensor) or u.shape != shapes[name]
-                for name, u in velocity.items()
-            ):
-                raise CheckpointError(f"'{path}': the stored momentum does not fit {type(self).__name__}'s parameters")
-        self.load_state_dict(payload["state_dict"])
-        p = next(self.parameters())
-        self._train_state = None
-        if saved is not None:
-            chains = saved["chains"]
-            self._train_state = TrainState(
-                chains=None if chains is None else chains.to(p.device, p.dtype),
-                velocity={name: u.to(p.device, p.dtype) for name, u in saved["velocity"].items()},
-            )
-        generator.set_state(payload["generator"]["state"])
-        return payload.get("extra")
-
-    def _step_params(self) -> list[tuple[str, Tensor, bool]]:
-        """``(name, parameter, decayed)`` of each trainable parameter, for ``_update``."""
-        return [(name, p, name in self.decayed) for name, p in self.named_parameters() if p.requires_grad]
-
-    def _init_chains(self, data: Tensor, n_chains: int, *, generator: torch.Generator) -> Tensor:
-        """Persistent chains started from ``n_chains`` random data rows (``chain_start`` of them)."""
-        idx = torch.randint(data.shape[0], (n_chains,), generator=generator, device=data.device)
-        return self.chain_start(data[idx], generator=generator)
+        optimizer = self._optimizer(1.0, 0.0, None)
+        objective = GibbsCD()
+        loaded = load_training_state(path, energy=self, optimizer=optimizer, generator=generator, objective=objective)
+        chains = objective.chains
+        if chains is not None:
+            p = next(self.parameters())
+            chains = chains.to(p.device, p.dtype)
+        self._train_state = TrainState(chains=chains, optimizer=optimizer)
+        return loaded["extra"]
 
     # ------------------------------------------------------------------------ the CD gradient
     def chain_start(self, v: Tensor, *, generator: torch.Generator) -> Tensor:
@@ -483,41 +447,3 @@ class BoltzmannModel(Energy):
             else:
                 p.grad.copy_(g)
         return gap.detach(), v_neg
-
-    def _update(
-        self,
-        state: TrainState,
-        v_pos: Tensor,
-        *,
-        lr: float,
-        k: int,
-        momentum: float,
-        weight_decay: float,
-        persistent: bool,
-        generator: torch.Generator,
-        params: list[tuple[str, Tensor, bool]],
-    ) -> None:
-        """One CD-k / PCD update from the batch ``v_pos (B, n_visible)``: ``cd_gradients``, then the step
-        u ← momentum · u - lr · (g + weight_decay · θ), θ ← θ + u on each of ``params`` (``_step_params``),
-        with g its ``.grad`` and weight decay on the couplings only."""
-        _, chains = self.cd_gradients(v_pos, state.chains if persistent else None, k=k, generator=generator, loss=False)
-        if persistent:
-            state.chains = chains
-        for name, p, decayed in params:
-            g = p.grad
-            if g is None:
-                continue
-            decay = lr * weight_decay if decayed else 0.0
-            if momentum > 0:
-                u = state.velocity.get(name)
-                if u is None:
-                    u = state.velocity[name] = torch.zeros_like(p)
-                u.mul_(momentum).add_(g, alpha=-lr)
-                if decay > 0:
-                    u.add_(p, alpha=-decay)
-                p.add_(u)
-            else:
-                if decay > 0:
-                    p.mul_(1.0 - decay)
-                p.add_(g, alpha=-lr)
-

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
 from ebrl._checks import check_int, check_positive, resolve_generator
-from ebrl.boltzmann.base import BoltzmannModel, _check_bool
+from ebrl.boltzmann._utils import check_bool
 
 
 class GibbsCD:
@@ -60,13 +60,14 @@ class GibbsCD:
         report_loss: bool = True,
     ) -> None:
         self.k = check_int("k", k)
-        _check_bool("persistent", persistent)
+        check_bool("persistent", persistent)
         self.persistent = persistent
         self.n_chains = None if n_chains is None else check_int("n_chains", n_chains)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
-        _check_bool("report_loss", report_loss)
+        check_bool("report_loss", report_loss)
         self.report_loss = report_loss
         self.chains: Tensor | None = None
+        self._generator: torch.Generator | None = None  # the last generator checked against the data's device
 
     def __repr__(self) -> str:
         return (
@@ -74,34 +75,40 @@ class GibbsCD:
             f"weight_decay={self.weight_decay}, report_loss={self.report_loss})"
         )
 
-    def start(self, model: BoltzmannModel, data: Tensor, *, generator: torch.Generator) -> None:
+    def start(self, model: nn.Module, data: Tensor, *, generator: torch.Generator) -> None:
         """Start the persistent chains from ``n_chains`` rows of ``data (N, n_visible)`` drawn at random."""
         m = data.shape[0] if self.n_chains is None else self.n_chains
         idx = torch.randint(data.shape[0], (m,), generator=generator, device=data.device)  # (M,)
         with torch.no_grad():
-            self.chains = model.chain_start(data[idx], generator=generator)
+            self.chains = cast(Any, model).chain_start(data[idx], generator=generator)
 
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
-        if not isinstance(energy, BoltzmannModel):
+        model = cast(Any, energy)
+        cd_gradients = getattr(model, "cd_gradients", None)  # a BoltzmannModel's (this module sits below it)
+        if cd_gradients is None or not callable(cd_gradients):
             raise TypeError(
                 f"GibbsCD trains a BoltzmannModel (BernoulliRBM, GaussianBernoulliRBM, BoltzmannMachine), "
                 f"got {type(energy).__name__}"
             )
-        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != energy.n_visible:
-            energy.check_input(x)  # raises, naming what was expected
-        gen = resolve_generator(generator, x.device)
-        with torch.no_grad():
-            if self.persistent and self.chains is None:
-                self.start(energy, x, generator=gen)
-            loss, chains = energy.cd_gradients(
-                x, self.chains if self.persistent else None, k=self.k, generator=gen, loss=self.report_loss
-            )
-            if self.weight_decay > 0:
-                for name, p in energy.named_parameters():
-                    if name in energy.decayed and p.grad is not None:
-                        p.grad.add_(p, alpha=self.weight_decay)
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != model.n_visible:
+            model.check_input(x)  # raises, naming what was expected
+        if torch.is_grad_enabled():  # called directly: the closed-form gradients are written in place
+            with torch.no_grad():
+                return self(energy, x, generator=generator)
+        if generator is None or generator is not self._generator:  # fit passes the same one at every step
+            self._generator = resolve_generator(generator, x.device)
+        gen = self._generator
+        if self.persistent and self.chains is None:
+            self.start(model, x, generator=gen)
+        loss, chains = cd_gradients(
+            x, self.chains if self.persistent else None, k=self.k, generator=gen, loss=self.report_loss
+        )
+        if self.weight_decay > 0:
+            for name, p in model.named_parameters():
+                if name in model.decayed and p.grad is not None:
+                    p.grad.add_(p, alpha=self.weight_decay)
         if self.persistent:
             self.chains = chains
         return loss, {}

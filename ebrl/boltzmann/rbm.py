@@ -133,11 +133,13 @@ class BernoulliRBM(BoltzmannModel):
             if chains is not None or step < k - 1:
                 h = bernoulli(h_neg, generator)
         n_pos, n_neg = v_pos.shape[0], v_neg.shape[0]
-        g_w, g_b, g_c = (_grad(p) for p in (w, b, c))
+        g_w, g_b, g_c = w.grad, b.grad, c.grad
+        if g_w is None or g_b is None or g_c is None:
+            g_w, g_b, g_c = _grad(w), _grad(b), _grad(c)
         torch.mm(v_neg.t(), h_neg, out=g_w).addmm_(v_pos.t(), h_pos, beta=1.0 / n_neg, alpha=-1.0 / n_pos)
         if n_pos == n_neg:  # as many chains as data rows: fewer kernels
-            torch.sum(torch.sub(v_neg, v_pos), 0, out=g_b).div_(n_pos)
-            torch.sum(torch.sub(h_neg, h_pos), 0, out=g_c).div_(n_pos)
+            torch.mean(torch.sub(v_neg, v_pos), 0, out=g_b)
+            torch.mean(torch.sub(h_neg, h_pos), 0, out=g_c)
         else:
             torch.sub(v_neg.mean(0), v_pos.mean(0), out=g_b)
             torch.sub(h_neg.mean(0), h_pos.mean(0), out=g_c)

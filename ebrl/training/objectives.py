@@ -63,11 +63,15 @@ Metrics = dict[str, Tensor]
 
 
 class Objective(Protocol):
-    """``objective(energy, x (B, *event), generator=g) -> (loss (), metrics {name: ()})``."""
+    """``objective(energy, x (B, *event), generator=g) -> (loss (), metrics {name: ()})``.
+
+    The loss may be ``None`` only for an objective that supplies its own gradients
+    (``supplies_gradients = True``, see ``ebrl.training.fit``).
+    """
 
     def __call__(
         self, energy: nn.Module, x: Tensor, *, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Metrics]: ...
+    ) -> tuple[Tensor | None, Metrics]: ...
 
 
 def _check_call(energy: object, x: object) -> Tensor:

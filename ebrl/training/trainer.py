@@ -31,10 +31,12 @@ rank its shard of the shared permutation, and averages the gradients (see ``fit`
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -46,6 +48,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ebrl._checks import (
     DivergenceError,
     MissingExtraError,
+    PendingCheck,
     check_finite,
     check_int,
     check_positive,
@@ -56,6 +59,8 @@ from ebrl._checks import (
 from ebrl._progress import progress_bar as make_progress_bar
 from ebrl.energy.nets import StateActionEnergy
 from ebrl.training.objectives import Objective
+
+_OPTIMIZER_MODULE = importlib.import_module("torch.optim.optimizer")  # holds the global step hooks
 
 
 @dataclass
@@ -204,69 +209,139 @@ def _train_step(
     generator: torch.Generator,
     world_size: int,
     max_energy: float | None,
+    own_gradients: bool,
+    update: Callable[[], object],
+    checks: list[PendingCheck],
 ) -> tuple[float, dict[str, float]]:
     """One update; returns the (rank-averaged) loss and metrics, read with one host synchronisation.
 
-    The objective runs inside ``deferred_checks``: its value checks (finite energies, a diverged
-    sampler, finite input) are recorded, not read. They, the loss, the gradient norm and the
+    The objective runs inside the caller's ``deferred_checks`` block, whose list is ``checks``
+    (cleared here first): its value checks (finite energies, a diverged sampler, finite input) are
+    recorded, not read. They, the loss, the gradient norm and the
     metrics are read together after ``backward`` and checked before ``optimizer.step()``: a
     failed check raises its own error (``DivergenceError`` without the step number, which the
     caller adds, or ``ValueError`` for bad input), the first in the order they were made, and a
     fault leaves the parameters and the optimizer state as they were.
 
-    An objective with ``supplies_gradients`` runs under ``no_grad`` and writes the gradients
-    itself; there is no ``backward``. It may return ``None`` as its loss (a loss that would cost
+    An objective with ``supplies_gradients`` runs under the caller's ``no_grad`` and writes the
+    gradients itself; there is no ``backward``. It may return ``None`` as its loss (a loss that would cost
     more than the step, such as CD's free-energy gap): the step's loss is then NaN in the history
     and the gradients alone are checked.
+
+    ``update`` applies the checked gradients: ``optimizer.step``, or its direct form
+    (``_fused_sgd_update``).
     """
-    own_gradients = getattr(objective, "supplies_gradients", False) is True
-    with deferred_checks() as pending:  # the objective's value checks, read below with the loss
-        if own_gradients:
-            with torch.no_grad():
-                loss, metrics = objective(model, batch, generator=generator)
-        else:
-            loss, metrics = objective(model, batch, generator=generator)
+    checks.clear()
+    loss, metrics = objective(model, batch, generator=generator)
+    pending = list(checks)  # the objective's value checks, read below with the loss
     no_loss = own_gradients and loss is None
     if not no_loss and (not isinstance(loss, Tensor) or loss.dim() != 0):
         raise TypeError("objective must return (loss, metrics) with a scalar tensor loss")
-    mean_loss = loss
+    device = params[0].device
+    parts = []  # (1 + M + G + C,) float32 scalars on device: loss, metrics, gradient norms, checks
     if world_size > 1:
+        loss = cast(Tensor, loss)  # not None: checked above (own gradients are refused under DDP)
         mean_loss, metrics = _all_average(loss, metrics, world_size)
+        parts.append(_as_f32(mean_loss, device))
         # Score matching never reaches the output bias (it uses only ∇ₓE); DDP finishes a
         # step's all-reduce once every parameter has a gradient, so give each a zero one.
         loss = loss + sum(p.sum() for p in params) * 0.0
+    elif not no_loss:
+        parts.append(_as_f32(cast(Tensor, loss), device))
+    if metrics:
+        parts += [_as_f32(v, device) for v in metrics.values()]
     if not own_gradients:
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP the gradients are averaged here, so every rank sees the same norm
-    device = params[0].device
+        cast(Tensor, loss).backward()  # under DDP the gradients are averaged here, so every rank sees the same norm
     grads = [p.grad for p in params if p.grad is not None]
-    norms = _norms(grads, device)  # per tensor; the total is formed on the host
-    head = [] if no_loss else [mean_loss.detach().float()]
-    stats = torch.stack([
-        *head, *(v.detach().float() for v in metrics.values()), *norms,
-        *(ok.to(device, torch.float32) for ok, _ in pending),
-    ]).tolist()  # (1 + M + G + C,): the step's one host synchronisation
-    i = len(head)
-    loss_value = stats[0] if head else math.nan
-    values = dict(zip(metrics, stats[i : i + len(metrics)], strict=True))
+    n_norms = len(grads)
+    if grads:
+        parts += _norms(grads, device)  # per tensor; the total is formed on the host
+    if pending:
+        parts += [_as_f32(ok, device) for ok, _ in pending]
+    stats = torch.stack(parts).tolist()  # the step's one host synchronisation
+    i = 0 if no_loss else 1
+    loss_value = math.nan if no_loss else stats[0]
+    values = dict(zip(metrics, stats[i : i + len(metrics)], strict=True)) if metrics else {}
     i += len(metrics)
-    grad_value = math.hypot(*stats[i : i + len(norms)])  # inf or NaN if any is
+    grad_value = math.hypot(*stats[i : i + n_norms])  # inf or NaN if any is
     try:
-        for (_, error), passed in zip(pending, stats[i + len(norms) :], strict=True):
-            if not passed:  # the first failed check, in the order the objective made them
-                raise error()
-        if head and not math.isfinite(loss_value):
+        if pending:
+            for (_, error), passed in zip(pending, stats[i + n_norms :], strict=True):
+                if not passed:  # the first failed check, in the order the objective made them
+                    raise error()
+        if not no_loss and not math.isfinite(loss_value):
             raise DivergenceError(f"the loss is {loss_value}; lower the learning rate or regularise the energy")
         if not math.isfinite(grad_value):
-            what = f"the loss is finite ({loss_value:.4g}) but its gradient is not" if head else "the gradient is not"
+            what = f"the loss is finite ({loss_value:.4g}) but its gradient is not"
+            if no_loss:
+                what = "the gradient is not"
             raise DivergenceError(f"{what} (norm {grad_value}); lower the learning rate or regularise the energy")
         if max_energy is not None:
             _check_max_energy(values, max_energy, objective)
     except (DivergenceError, ValueError):
         optimizer.zero_grad(set_to_none=not own_gradients)  # drop the non-finite gradients: nothing is applied
         raise
-    optimizer.step()
+    update()
     return loss_value, values
+
+
+def _fused_sgd_update(optimizer: torch.optim.Optimizer) -> Callable[[], object] | None:
+    """``optimizer.step()`` of a ``torch.optim.SGD(fused=True)`` as direct calls of its fused kernel, or ``None``.
+
+    ``Optimizer.step`` spends about 20 µs per call in Python (profiling and grad-mode context managers,
+    hooks, grouping the tensors by device and dtype), a third of a whole CD step of a 64 x 64 RBM at
+    batch 10. The returned function calls ``torch._fused_sgd_``, the kernel that ``step`` ends in, once per
+    parameter group with the same arguments, so its update is bit for bit ``step``'s. It is offered
+    only where ``step`` would do nothing else: an SGD of that exact class whose ``step`` no one but an
+    lr scheduler wrapped, every group fused, not differentiable, on one device and dtype, and no
+    gradient scaler. Each call falls back to ``optimizer.step()`` when a step hook is registered (the
+    optimizer's or a global one), a gradient is missing, or a momentum buffer does not exist yet
+    (``step`` creates them on its first call).
+    """
+    if type(optimizer) is not torch.optim.SGD or getattr(optimizer, "grad_scale", None) is not None:
+        return None
+    patched = optimizer.__dict__.get("step")  # an lr scheduler wraps step to record that it was called
+    if patched is not None and not getattr(patched, "_wrapped_by_lr_sched", False):
+        return None
+    hooks = [
+        getattr(optimizer, "_optimizer_step_pre_hooks", None),
+        getattr(optimizer, "_optimizer_step_post_hooks", None),
+        getattr(_OPTIMIZER_MODULE, "_global_optimizer_pre_hooks", None),
+        getattr(_OPTIMIZER_MODULE, "_global_optimizer_post_hooks", None),
+    ]
+    if any(h is None for h in hooks):  # another torch: no way to see its hooks
+        return None
+    groups = optimizer.param_groups
+    for group in groups:
+        params = group["params"]
+        if not group.get("fused") or group.get("differentiable") or not params:
+            return None
+        if any(p.device != params[0].device or p.dtype != params[0].dtype or p.is_sparse for p in params):
+            return None
+    state = optimizer.state
+
+    def update() -> object:
+        if any(hooks):
+            return optimizer.step()
+        calls = []
+        for group in groups:
+            params = group["params"]
+            grads = [p.grad for p in params]
+            momentum = group["momentum"]
+            buffers = [state[p].get("momentum_buffer") for p in params] if momentum != 0 else []
+            if any(g is None for g in grads) or any(b is None for b in buffers):
+                return optimizer.step()
+            calls.append((group, params, grads, buffers))
+        for group, params, grads, buffers in calls:
+            torch._fused_sgd_(
+                params, grads, buffers, weight_decay=group["weight_decay"], momentum=group["momentum"],
+                lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"], maximize=group["maximize"],
+                is_first_step=False,
+            )
+        return None
+
+    return update
 
 
 def _gather(data: Tensor, order: Tensor, batch_size: int) -> Iterator[Tensor]:
@@ -275,15 +350,23 @@ def _gather(data: Tensor, order: Tensor, batch_size: int) -> Iterator[Tensor]:
         yield data[idx]
 
 
+def _as_f32(x: Tensor, device: torch.device) -> Tensor:
+    """``x`` detached, as float32 on ``device`` (itself when it already is: no kernel)."""
+    if x.dtype == torch.float32 and x.device == device and not x.requires_grad:
+        return x
+    return x.detach().to(device, torch.float32)
+
+
 def _norms(grads: list[Tensor], device: torch.device) -> list[Tensor]:
     """The 2-norm of each gradient, as float32 scalars on ``device`` (one fused call when they share a device)."""
-    if not grads:
-        return []
-    if all(g.device == grads[0].device for g in grads):
-        norms = list(torch._foreach_norm(grads))
+    norms: Sequence[Tensor]
+    if all(g.device == device for g in grads):
+        norms = torch._foreach_norm(grads)
+        if all(n.dtype == torch.float32 for n in norms):
+            return list(norms)
     else:
         norms = [torch.linalg.vector_norm(g) for g in grads]
-    return [n.detach().to(device, torch.float32) for n in norms]
+    return [_as_f32(n, device) for n in norms]
 
 
 @dataclass
@@ -516,7 +599,8 @@ def fit(
 
     world = _world(distributed)
     recover = on_divergence == "recover"
-    if world is not None and getattr(objective, "supplies_gradients", False) is True:
+    own_gradients = getattr(objective, "supplies_gradients", False) is True
+    if world is not None and own_gradients:
         raise ValueError(
             f"{type(objective).__name__} writes its own gradients, which DistributedDataParallel does not average; "
             f"train it in one process (distributed=False)"
@@ -546,6 +630,10 @@ def fit(
     n_batches = math.ceil(shard / batch_size)
     history = TrainHistory()
     bar, writer, step = None, None, 0
+    # Objectives that write their gradients pay for every µs of a small model's step: after one step
+    # through optimizer.step() (which creates its state), fused SGD runs its kernel directly.
+    direct = _fused_sgd_update(optimizer) if own_gradients else None
+    update: Callable[[], object] = optimizer.step
     try:
         if progress_bar and rank == 0:
             bar = make_progress_bar(epochs * n_batches, desc=f"fit {type(energy).__name__}", unit="step")
@@ -561,43 +649,49 @@ def fit(
             epoch_total, epoch_steps = 0.0, 0
             # Shuffled: gather each batch; in stored order a batch is a view.
             batches = data.split(batch_size) if not shuffle and world is None else _gather(data, order, batch_size)
-            for batch in batches:  # (b, *event)
-                step += 1
-                if recover and checkpoint_interval is not None and (step - 1) % checkpoint_interval == 0:
-                    pending = _snapshot(step, energy, optimizer, objective)
-                try:
-                    loss_value, values = _train_step(
-                        model, params, batch, objective, optimizer,
-                        generator=objective_gen, world_size=world_size, max_energy=max_energy,
-                    )
-                except DivergenceError as exc:
-                    fault = DivergenceError(f"training diverged at step {step} (epoch {epoch}): {exc}")
-                    if not recover:
-                        raise fault from exc
-                    fault.__cause__ = exc
-                    # A snapshot counts as good once a step from it has passed the checks: the
-                    # update just before a snapshot is only checked by the step after it.
-                    last = good if good is not None else pending
-                    assert last is not None
-                    pending = None
-                    _recover(
-                        fault, last, energy, optimizer, objective, history,
-                        step=step, factor=recover_factor, max_recoveries=max_recoveries, scheduler=scheduler,
-                    )
+            # One deferred-checks block per epoch (each step reads and clears what its objective recorded;
+            # nothing else in the loop makes checks), under no_grad for objectives that write their gradients.
+            with deferred_checks() as checks, torch.no_grad() if own_gradients else contextlib.nullcontext():
+                for batch in batches:  # (b, *event)
+                    step += 1
+                    if recover and checkpoint_interval is not None and (step - 1) % checkpoint_interval == 0:
+                        pending = _snapshot(step, energy, optimizer, objective)
+                    try:
+                        loss_value, values = _train_step(
+                            model, params, batch, objective, optimizer,
+                            generator=objective_gen, world_size=world_size, max_energy=max_energy,
+                            own_gradients=own_gradients, update=update, checks=checks,
+                        )
+                    except DivergenceError as exc:
+                        fault = DivergenceError(f"training diverged at step {step} (epoch {epoch}): {exc}")
+                        if not recover:
+                            raise fault from exc
+                        fault.__cause__ = exc
+                        # A snapshot counts as good once a step from it has passed the checks: the
+                        # update just before a snapshot is only checked by the step after it.
+                        last = good if good is not None else pending
+                        assert last is not None
+                        pending = None
+                        _recover(
+                            fault, last, energy, optimizer, objective, history,
+                            step=step, factor=recover_factor, max_recoveries=max_recoveries, scheduler=scheduler,
+                        )
+                        if bar is not None:
+                            bar.update(1)
+                        continue
+                    if direct is not None:
+                        update = direct
+                    if scheduler is not None:
+                        scheduler.step()
+                    if pending is not None:
+                        good, pending = pending, None
+                    epoch_total += loss_value
+                    epoch_steps += 1
+                    history.record(loss_value, values)
+                    if step % log_interval == 0:
+                        _log(history, writer, bar, step=step, epoch=epoch)
                     if bar is not None:
                         bar.update(1)
-                    continue
-                if scheduler is not None:
-                    scheduler.step()
-                if pending is not None:
-                    good, pending = pending, None
-                epoch_total += loss_value
-                epoch_steps += 1
-                history.record(loss_value, values)
-                if step % log_interval == 0:
-                    _log(history, writer, bar, step=step, epoch=epoch)
-                if bar is not None:
-                    bar.update(1)
             history.epoch_loss.append(epoch_total / epoch_steps if epoch_steps else math.nan)
             if writer is not None:
                 writer.add_scalar("train/epoch_loss", history.epoch_loss[-1], epoch)
