@@ -511,6 +511,21 @@ def test_dbn_stacks_rbms_greedily_and_samples_from_the_top():
     assert float(log_likelihood(rbm, x, exact_log_partition(rbm)).mean()) > -10 * math.log(2) + 1.0
 
 
+def test_dbn_fit_forwards_boltzmann_fit_options_and_names_unknown_ones():
+    x = synthetic_binary(40, seed=3)
+    dbn = DBN([10, 6, 3], generator=torch.Generator().manual_seed(4))
+    before = [p.clone() for p in dbn.parameters()]
+    with pytest.raises(TypeError, match=r"unknown option\(s\) 'lr', 'n_iter'; .*learning_rate"):
+        dbn.fit(x, lr=0.1, n_iter=3)
+    with pytest.raises(ValueError, match="momentum"):  # validated by the first layer's fit, before any update
+        dbn.fit(x, momentum=1.5)
+    assert all(torch.equal(p, q) for p, q in zip(before, dbn.parameters(), strict=True))
+    seen: list[tuple[int, int]] = []
+    dbn.fit(x, epochs=2, batch_size=10, shuffle=False, callback=lambda epoch, rbm: seen.append((rbm.n_visible, epoch)),
+            generator=torch.Generator().manual_seed(5))
+    assert seen == [(10, 0), (10, 1), (6, 0), (6, 1)]  # each layer in turn, every epoch
+
+
 # ----------------------------------------------------------------------------- pseudo-likelihood
 def test_pseudo_log_likelihood_sums_exact_conditionals():
     rbm = random_rbm(5, 3, scale=1.0, seed=26)

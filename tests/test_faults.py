@@ -6,12 +6,13 @@ learning rate and finishes with finite parameters, and gives up after ``max_reco
 through the same ``fit`` and recover the same way; samplers raise on a gradient-only fault. Every test injects its
 faults deterministically (by call count), so none is statistical.
 
-Faults injected (for the README's reliability table), 23 in all: 5 kinds in raise mode (NaN energy
+Faults injected (for the reliability page), 24 in all: 5 kinds in raise mode (NaN energy
 on the data, NaN energy inside the sampler, NaN loss, inf gradient with a finite loss, exploding
 energy); 2 transient NaN faults recovered in one run; 4 faulty steps in the give-up test; 2
 divergences of a too-large SGD learning rate (steps 3 and 7 at lr 100, then 10); 1 fault each in
 the two snapshot tests; 4 sampler gradient faults (Langevin, HMC with 2 and 1 leapfrog steps, MALA);
-1 + 4 RBM faults.
+1 + 4 RBM faults in recover mode and 1 in raise mode (a NaN visible bias, which no other term of the
+closed-form gradient sees).
 """
 
 from __future__ import annotations
@@ -369,6 +370,20 @@ def test_rbm_recover_mode_rolls_back_the_epoch_and_halves_the_learning_rate():
                   generator=gen(14), on_divergence="recover")
     assert model.recoveries == [(2, 0.025)]
     assert all_finite(model)
+
+
+def test_rbm_nan_visible_bias_raises_though_it_reaches_no_other_term_of_the_closed_form_gradient():
+    # A NaN visible bias only turns the negative samples to 0 (u < sigmoid(NaN) is false), so no term of the
+    # closed-form gradient sees it; the RBM passes it on to its own gradient, which fit checks.
+    model = BernoulliRBM(12, 6, generator=gen(13))
+
+    def poison_bias(epoch: int, rbm: BernoulliRBM) -> None:
+        with torch.no_grad():
+            rbm.visible_bias[0] = math.nan
+
+    with pytest.raises(DivergenceError, match=r"epoch 2 of 3.*step 5 \(epoch 2\): the gradient is not finite"):
+        model.fit(RBM_DATA, epochs=3, batch_size=10, callback=poison_bias, generator=gen(14))
+    assert all(torch.isfinite(p).all() for name, p in model.named_parameters() if name != "visible_bias")
 
 
 def test_rbm_recover_mode_gives_up_after_max_recoveries():

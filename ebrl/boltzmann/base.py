@@ -16,6 +16,7 @@ PCD, Tieleman 2008).
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -447,3 +448,7 @@ class BoltzmannModel(Energy):
             else:
                 p.grad.copy_(g)
         return gap.detach(), v_neg
+
+
+FIT_OPTIONS = frozenset(inspect.signature(BoltzmannModel.fit).parameters) - {"self", "X", "soft", "generator"}
+"""``BoltzmannModel.fit``'s keyword options besides the data, ``soft`` and ``generator`` (``DBN.fit`` forwards them)."""

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ebrl._checks import check_int, check_positive, resolve_generator
-from ebrl.boltzmann.base import LRSchedule, Method
+from ebrl.boltzmann.base import FIT_OPTIONS
 from ebrl.boltzmann.rbm import BernoulliRBM
 from ebrl.energy.base import Configurable
 
@@ -52,36 +52,30 @@ class DBN(Configurable, nn.Module):
     def get_config(self) -> dict[str, Any]:
         return {"layers": list(self.layers), "init_std": self.init_std}
 
-    def fit(
-        self,
-        X: object,
-        *,
-        method: Method = "pcd",
-        epochs: int = 10,
-        batch_size: int = 10,
-        learning_rate: float = 0.1,
-        k: int = 1,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        lr_schedule: LRSchedule = "constant",
-        n_chains: int | None = None,
-        soft: bool = False,
-        progress_bar: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> DBN:
-        """Greedy layer-wise training; every RBM gets the same settings (see ``BernoulliRBM.fit``).
+    def fit(self, X: object, *, soft: bool = False, generator: torch.Generator | None = None, **options: Any) -> DBN:
+        """Greedy layer-wise training; returns ``self``.
 
-        ``soft`` applies to the data; the upper RBMs always train on probabilities. Returns ``self``.
+        Every RBM is trained by ``BoltzmannModel.fit`` with the same ``options``, which are that
+        method's keyword arguments (``method``, ``epochs``, ``batch_size``, ``learning_rate``, ``k``,
+        ``momentum``, ``weight_decay``, ``lr_schedule``, ``n_chains``, ``shuffle``, ``progress_bar``,
+        ``callback``, ``on_divergence``...) and are validated there, before the first layer trains.
+        ``soft`` applies to the data; the upper RBMs always train on probabilities. ``generator``
+        draws every layer's randomness.
+
+        Raises:
+            TypeError: an option that ``BoltzmannModel.fit`` does not take (named), or a bad type.
+            ValueError: bad data or option values (see ``BoltzmannModel.fit``).
         """
+        unknown = sorted(set(options) - FIT_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"DBN.fit got unknown option(s) {', '.join(map(repr, unknown))}; it takes X, soft, generator and "
+                f"the options of BoltzmannModel.fit: {', '.join(sorted(FIT_OPTIONS))}"
+            )
         x = self.rbms[0].as_data("X", X, soft=soft)
         gen = resolve_generator(generator, x.device)
         for level, rbm in enumerate(self.rbms):
-            rbm.fit(
-                x, method=method, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, k=k,
-                momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule, n_chains=n_chains,
-                soft=soft or level > 0,
-                progress_bar=progress_bar, generator=gen,
-            )
+            rbm.fit(x, soft=soft or level > 0, generator=gen, **options)
             with torch.no_grad():
                 x = rbm.hidden_mean(x)  # (N, layers[level + 1])
         return self

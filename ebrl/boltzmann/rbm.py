@@ -125,9 +125,8 @@ class BernoulliRBM(BoltzmannModel):
         a_pos = torch.addmm(c, v_pos, w)  # (B, H)
         h_pos = torch.sigmoid(a_pos) if loss else a_pos.sigmoid_()  # (B, H); a_pos is kept for the loss
         h = bernoulli(h_pos, generator) if chains is None else chains  # (M, H)
-        w_t = w.t()  # (H, V) view
         for step in range(k):
-            v_neg = bernoulli(torch.addmm(b, h, w_t).sigmoid_(), generator)  # (M, V)
+            v_neg = bernoulli(F.linear(h, w, b).sigmoid_(), generator)  # (M, V): b + h Wᵀ
             a_neg = torch.addmm(c, v_neg, w)  # (M, H)
             h_neg = torch.sigmoid(a_neg) if loss else a_neg.sigmoid_()  # (M, H)
             if chains is not None or step < k - 1:
@@ -143,6 +142,9 @@ class BernoulliRBM(BoltzmannModel):
         else:
             torch.sub(v_neg.mean(0), v_pos.mean(0), out=g_b)
             torch.sub(h_neg.mean(0), h_pos.mean(0), out=g_c)
+        # A NaN or inf in b reaches no other term (u < σ(NaN) is false: the samples just turn 0), so pass it on
+        # (0 · b) for fit's gradient check, as autograd would; W and c reach every term through h.
+        g_b.add_(b, alpha=0.0)
         if not loss:
             return None, h
         # mean F(v₊) - mean F(v₋) with F(v) = -bᵀv - Σ_j softplus(a_j): bᵀ∂b plus the softplus terms' gap.

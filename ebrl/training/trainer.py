@@ -224,16 +224,17 @@ def _train_step(
     fault leaves the parameters and the optimizer state as they were.
 
     An objective with ``supplies_gradients`` runs under the caller's ``no_grad`` and writes the
-    gradients itself; there is no ``backward``. It may return ``None`` as its loss (a loss that would cost
-    more than the step, such as CD's free-energy gap): the step's loss is then NaN in the history
-    and the gradients alone are checked.
+    gradients itself; there is no ``backward``. As autograd's would, its gradient must be
+    non-finite wherever a parameter is, since the gradients are what is checked. It may return
+    ``None`` as its loss (a loss that would cost more than the step, such as CD's free-energy
+    gap): the step's loss is then NaN in the history and the gradients alone are checked.
 
     ``update`` applies the checked gradients: ``optimizer.step``, or its direct form
     (``_fused_sgd_update``).
     """
     checks.clear()
     loss, metrics = objective(model, batch, generator=generator)
-    pending = list(checks)  # the objective's value checks, read below with the loss
+    pending = checks  # the objective's value checks, read below with the loss
     no_loss = own_gradients and loss is None
     if not no_loss and (not isinstance(loss, Tensor) or loss.dim() != 0):
         raise TypeError("objective must return (loss, metrics) with a scalar tensor loss")
@@ -265,9 +266,10 @@ def _train_step(
     values = dict(zip(metrics, stats[i : i + len(metrics)], strict=True)) if metrics else {}
     i += len(metrics)
     grad_value = math.hypot(*stats[i : i + n_norms])  # inf or NaN if any is
+    i += n_norms
     try:
         if pending:
-            for (_, error), passed in zip(pending, stats[i + n_norms :], strict=True):
+            for (_, error), passed in zip(pending, stats[i:], strict=True):
                 if not passed:  # the first failed check, in the order the objective made them
                     raise error()
         if not no_loss and not math.isfinite(loss_value):
@@ -275,7 +277,7 @@ def _train_step(
         if not math.isfinite(grad_value):
             what = f"the loss is finite ({loss_value:.4g}) but its gradient is not"
             if no_loss:
-                what = "the gradient is not"
+                what = "the gradient is not finite"
             raise DivergenceError(f"{what} (norm {grad_value}); lower the learning rate or regularise the energy")
         if max_energy is not None:
             _check_max_energy(values, max_energy, objective)
@@ -358,7 +360,8 @@ def _as_f32(x: Tensor, device: torch.device) -> Tensor:
 
 
 def _norms(grads: list[Tensor], device: torch.device) -> list[Tensor]:
-    """The 2-norm of each gradient, as float32 scalars on ``device`` (one fused call when they share a device)."""
+    """The 2-norm of each tensor (gradients, parameters), as float32 scalars on ``device`` (one fused call when
+    they share a device)."""
     norms: Sequence[Tensor]
     if all(g.device == device for g in grads):
         norms = torch._foreach_norm(grads)
