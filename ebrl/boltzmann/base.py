@@ -182,10 +182,10 @@ class BoltzmannModel(Energy):
             u ← momentum · u + g + weight_decay · θ,    θ ← θ - lr_t · u,
 
         where g is the batch-mean gradient of F(v_data) - F(v_chains) (the negative log-likelihood
-        gradient estimate) and weight decay applies to the couplings only (``GibbsCD`` adds it). The learning rate is
-        ``learning_rate`` times the schedule factor at the fraction of updates done (a
-        ``torch.optim.lr_scheduler.LambdaLR``): ``"constant"`` (1), ``"linear"`` (1 → 0),
-        ``"cosine"`` (1 → 0), or a callable ``progress -> factor``.
+        gradient estimate) and weight decay applies to the couplings only (``GibbsCD`` adds it).
+        The learning rate is ``learning_rate`` times the schedule factor at the fraction of
+        updates done (a ``torch.optim.lr_scheduler.LambdaLR``): ``"constant"`` (1), ``"linear"``
+        (1 → 0), ``"cosine"`` (1 → 0), or a callable ``progress -> factor``.
 
         Args:
             X: training data ``(N, n_visible)``, a tensor or array.
@@ -222,9 +222,9 @@ class BoltzmannModel(Energy):
 
         Raises:
             ValueError: bad arguments or data (see ``as_data``).
-            DivergenceError: a step's free energies or gradients are not finite (a parameter
-                became NaN or inf); checked at every step before the update, in the step's one host
-                synchronisation. The message names the epoch and the step.
+            DivergenceError: a step's gradients are not finite (a parameter became NaN or inf);
+                checked at every step before the update, in the step's one host synchronisation.
+                The message names the epoch and the step.
         """
         data = self.as_data("X", X, soft=soft)
         persistent = self._check_fit_args(method, batch_size, learning_rate, k, momentum, weight_decay)

@@ -10,7 +10,8 @@ to save or restore, and the update reads top to bottom in one place, as in Clean
 An objective that supplies its own gradients (``supplies_gradients = True``, such as the Gibbs
 CD/PCD of ``ebrl.boltzmann``, whose log-likelihood gradient has a closed form) writes them into
 each parameter's ``.grad`` itself and returns a loss without a graph; ``fit`` then skips
-``backward`` and applies the same checks and the same ``optimizer.step()``. A
+``backward`` and applies the same checks and the same update (with a fused ``torch.optim.SGD``,
+by calling its kernel directly: see ``_fused_sgd_update``). A
 ``torch.optim.lr_scheduler`` given as ``scheduler`` steps after every applied step.
 
 To continue training, call ``fit`` again with the same optimizer and generator; to continue
@@ -212,6 +213,7 @@ def _train_step(
     own_gradients: bool,
     update: Callable[[], object],
     checks: list[PendingCheck],
+    f32_params: bool,
 ) -> tuple[float, dict[str, float]]:
     """One update; returns the (rank-averaged) loss and metrics, read with one host synchronisation.
 
@@ -230,7 +232,8 @@ def _train_step(
     gap): the step's loss is then NaN in the history and the gradients alone are checked.
 
     ``update`` applies the checked gradients: ``optimizer.step``, or its direct form
-    (``_fused_sgd_update``).
+    (``_fused_sgd_update``). ``f32_params``: every parameter is float32 on ``params[0]``'s device
+    (one fused norm call then gives what ``_norms`` would).
     """
     checks.clear()
     loss, metrics = objective(model, batch, generator=generator)
@@ -256,8 +259,8 @@ def _train_step(
         cast(Tensor, loss).backward()  # under DDP the gradients are averaged here, so every rank sees the same norm
     grads = [p.grad for p in params if p.grad is not None]
     n_norms = len(grads)
-    if grads:
-        parts += _norms(grads, device)  # per tensor; the total is formed on the host
+    if grads:  # per tensor; the total is formed on the host
+        parts += torch._foreach_norm(grads) if f32_params else _norms(grads, device)
     if pending:
         parts += [_as_f32(ok, device) for ok, _ in pending]
     stats = torch.stack(parts).tolist()  # the step's one host synchronisation
@@ -332,8 +335,9 @@ def _fused_sgd_update(optimizer: torch.optim.Optimizer) -> Callable[[], object] 
             grads = [p.grad for p in params]
             momentum = group["momentum"]
             buffers = [state[p].get("momentum_buffer") for p in params] if momentum != 0 else []
-            if any(g is None for g in grads) or any(b is None for b in buffers):
-                return optimizer.step()
+            for t in (*grads, *buffers):
+                if t is None:
+                    return optimizer.step()
             calls.append((group, params, grads, buffers))
         for group, params, grads, buffers in calls:
             torch._fused_sgd_(
@@ -616,6 +620,7 @@ def fit(
         )
 
     device, dtype = params[0].device, params[0].dtype
+    f32_params = all(p.device == device and p.dtype == torch.float32 for p in params)
     data = data.to(device=device, dtype=dtype)
     gen = resolve_generator(generator, device)
     n = data.shape[0]
@@ -664,6 +669,7 @@ def fit(
                             model, params, batch, objective, optimizer,
                             generator=objective_gen, world_size=world_size, max_energy=max_energy,
                             own_gradients=own_gradients, update=update, checks=checks,
+                            f32_params=f32_params,
                         )
                     except DivergenceError as exc:
                         fault = DivergenceError(f"training diverged at step {step} (epoch {epoch}): {exc}")
