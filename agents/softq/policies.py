@@ -20,7 +20,7 @@ from ebrl.energy import StateActionEnergy
 from ebrl.energy.nets import ACTIVATIONS
 from ebrl.rl import ActionBox, ActionSampler, ContinuousBoltzmannPolicy, PolicySample
 from ebrl.rl.continuous import ACT_SAMPLER
-from ebrl.rl.priors import StatePrior
+from ebrl.rl.priors import StateActionPrior, StatePrior
 
 MODE_SEED = 0
 """Seed of the starts of ``deterministic=True`` actions, so they depend on the weights alone."""
@@ -63,6 +63,10 @@ class TwinEnergy(nn.Module):
         activation: one of ``ebrl.energy.ACTIVATIONS`` (smooth ones give Langevin useful gradients).
         value_prior: a frozen potential Φ over the features (the flattened observations), or ``None``;
             when set, each energy is a residual: E_i(s, a) = E_net,i(s, a) - Φ(s).
+        action_prior: a frozen state-action prior Ψ(s, a) = -E_prior(s, a)/T over the features and the
+            scaled actions, or ``None``; when set, each energy is a residual on it,
+            E_i(s, a) = E_net,i(s, a) - Ψ(s, a), i.e. Q_i = Ψ + Q_net,i, and the last layer of each E_net,i
+            starts at zero, so that the critics start at the prior exactly.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class TwinEnergy(nn.Module):
         net_arch: list[int],
         activation: str,
         value_prior: StatePrior | None = None,
+        action_prior: StateActionPrior | None = None,
     ) -> None:
         super().__init__()
         self.features_extractor = features_extractor
@@ -79,10 +84,21 @@ class TwinEnergy(nn.Module):
         dim = features_extractor.features_dim
         self.e1 = StateActionEnergy(dim, act_dim, net_arch, activation=activation)
         self.e2 = StateActionEnergy(dim, act_dim, net_arch, activation=activation)
+        if action_prior is not None:
+            self.action_prior = action_prior  # registered after e1, e2: their parameters keep their order
+            for energy in (self.e1, self.e2):
+                last = energy.body[-1]  # the output layer, (H,) -> (1,)
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+        else:
+            self.action_prior = None
 
     def energies(self, features: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
         """(E1, E2), each ``(B,)`` or ``(B, N)``."""
         e1, e2 = self.e1.forward(features, act), self.e2.forward(features, act)
+        if self.action_prior is not None:
+            psi = self.action_prior.potential(features, act)  # (B,) or (B, N), unchecked: the loss is checked
+            e1, e2 = e1 - psi, e2 - psi  # Q_i = Ψ(s, a) + Q_net,i(s, a)
         if self.value_prior is None:
             return e1, e2
         phi = self.value_prior(features)  # (B,)
@@ -168,6 +184,42 @@ def check_acting(sampler: object, *, amortized: bool) -> None:
     raise TypeError(f'sampler must be an ebrl.rl.ActionSampler or "proposal", got {sampler!r}')
 
 
+def check_action_prior(
+    action_prior: StateActionPrior | None, observation_space: spaces.Space, action_space: spaces.Box
+) -> StateActionPrior | None:
+    """Require a ``StateActionPrior`` over the flattened observations and the actions (or ``None``); freeze it."""
+    if action_prior is None:
+        return None
+    if not isinstance(action_prior, StateActionPrior):
+        raise TypeError(
+            f"action_prior must be an ebrl.rl.priors.StateActionPrior or None, got {type(action_prior).__name__}"
+        )
+    obs_dim, act_dim = int(spaces.flatdim(observation_space)), int(action_space.shape[0])
+    if (action_prior.obs_dim, action_prior.act_dim) != (obs_dim, act_dim):
+        raise ValueError(
+            f"action_prior scores observations of size {action_prior.obs_dim} and actions of size "
+            f"{action_prior.act_dim}, but the spaces have sizes {obs_dim} and {act_dim}"
+        )
+    return action_prior.requires_grad_(False).train(False)
+
+
+def same_prior(a: nn.Module | None, b: nn.Module | None) -> bool:
+    """Whether two priors (``StatePrior`` or ``StateActionPrior``, or ``None``) compute the same function:
+    the same type, settings, architecture and weights."""
+    if a is None or b is None:
+        return a is b
+    def settings(m: nn.Module) -> dict[str, object]:
+        return {k: v for k, v in vars(m).items()
+                if not k.startswith("_") and k != "training" and isinstance(v, (bool, int, float, str, type(None)))}
+
+    if type(a) is not type(b) or settings(a) != settings(b) or repr(a) != repr(b):
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(
+        sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa
+    )
+
+
 def split_net_arch(net_arch: list[int] | dict[str, list[int]]) -> tuple[list[int], list[int]]:
     """``(critic widths, proposal widths)`` from a list (both) or SAC's ``dict(qf=..., pi=...)``."""
     if isinstance(net_arch, dict):
@@ -214,6 +266,8 @@ class SoftQPolicy(BasePolicy):
         activation: one of ``ebrl.energy.ACTIVATIONS``; default ``"silu"`` (smooth: useful action gradients).
         value_prior: a ``StatePrior`` Φ over the flattened observations, or ``None`` (set by ``SoftQ``;
             pass it there). It needs the default ``FlattenExtractor``.
+        action_prior: a ``StateActionPrior`` Ψ over the flattened observations and the scaled actions, or
+            ``None`` (set by ``SoftQ``; pass it there). It needs the default ``FlattenExtractor``.
         features_extractor_class, features_extractor_kwargs, normalize_images, optimizer_class,
             optimizer_kwargs: as for SB3's SAC policy.
 
@@ -230,6 +284,7 @@ class SoftQPolicy(BasePolicy):
         net_arch: list[int] | dict[str, list[int]] | None = None,
         activation: str = "silu",
         value_prior: StatePrior | None = None,
+        action_prior: StateActionPrior | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -253,6 +308,9 @@ class SoftQPolicy(BasePolicy):
         if value_prior is not None and features_extractor_class is not FlattenExtractor:
             raise ValueError("value_prior needs the default FlattenExtractor: Φ is a function of the flat observation")
         self.value_prior = check_value_prior(value_prior, observation_space)
+        if action_prior is not None and features_extractor_class is not FlattenExtractor:
+            raise ValueError("action_prior needs the default FlattenExtractor: Ψ is a function of the flat observation")
+        self.action_prior = check_action_prior(action_prior, observation_space, action_space)
         self.lr_schedule = lr_schedule
         self.log_alpha = nn.Parameter(torch.zeros(()), requires_grad=False)
         self.last_diagnostics: PolicySample | None = None
@@ -316,7 +374,10 @@ class SoftQPolicy(BasePolicy):
         act_dim = int(self.action_space.shape[0])
         # Each critic owns a copy of Φ: a shared module would be Polyak-averaged with itself, in place.
         prior = None if self.value_prior is None else copy.deepcopy(self.value_prior)
-        return TwinEnergy(self.make_features_extractor(), act_dim, self.critic_arch, self.activation, prior)
+        action_prior = None if self.action_prior is None else copy.deepcopy(self.action_prior)
+        return TwinEnergy(
+            self.make_features_extractor(), act_dim, self.critic_arch, self.activation, prior, action_prior
+        )
 
     def features(self, obs: PyTorchObs, module: TwinEnergy | SquashedGaussianProposal) -> Tensor:
         """Observation features ``(B, F)`` from ``module``'s features extractor (a critic or the proposal)."""
@@ -382,6 +443,7 @@ class SoftQPolicy(BasePolicy):
             net_arch=self.net_arch,
             activation=self.activation,
             value_prior=self.value_prior,
+            action_prior=self.action_prior,
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,

@@ -27,14 +27,15 @@ from agents.softq.policies import (
     SoftQPolicy,
     TwinEnergy,
     check_acting,
+    same_prior,
 )
 from ebrl._checks import DivergenceError, check_positive
 from ebrl.rl import ActionSampler
-from ebrl.rl.priors import StatePrior
+from ebrl.rl.priors import StateActionPrior, StatePrior
 
 SelfSoftQ = TypeVar("SelfSoftQ", bound="SoftQ")
 
-_POLICY_SETTINGS = ("sampler", "value_sampler", "amortized", "alpha", "value_prior")
+_POLICY_SETTINGS = ("sampler", "value_sampler", "amortized", "alpha", "value_prior", "action_prior")
 
 DEFAULT_VALUE_SAMPLER = ActionSampler(n_particles=8, n_levels=1, n_moves=0)
 """The soft value of the TD target with the proposal: importance sampling from 8 proposal draws."""
@@ -87,6 +88,14 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         value_prior: a potential Φ(s) (``ebrl.rl.priors.StatePrior``) on the flattened observations, or
             ``None``. Both critics then learn a residual on top of it, Q_i(s, a) = Φ(s) + Q_net,i(s, a):
             the same as starting Q at Φ, which by Wiewiora (2003) learns as shaping with Φ does.
+        action_prior: a state-action prior Ψ(s, a) = -E_prior(s, a)/T (``ebrl.rl.priors.StateActionPrior``,
+            e.g. an implicit-BC energy trained on demonstrations) on the flattened observations and the
+            scaled actions in [-1, 1]^A, or ``None``. Both critics, and their target copies, then learn a
+            residual on it, Q_i(s, a) = Ψ(s, a) + Q_net,i(s, a), with Q_net,i's output layer started at zero,
+            so the critics start at Ψ and the policy at π ∝ exp(Ψ/α) (the prior's own Boltzmann policy when
+            T = 1/α). Ψ is frozen: no gradient reaches it and the Polyak averaging leaves it as it is. It is
+            saved with the model; ``SoftQ.load(path, action_prior=...)`` refuses a prior other than the
+            saved one. Both priors may be given: Q_i = Φ(s) + Ψ(s, a) + Q_net,i(s, a).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -122,6 +131,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         sampler: Acting | None = None,
         value_sampler: ActionSampler | None = None,
         value_prior: StatePrior | None = None,
+        action_prior: StateActionPrior | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -177,6 +187,8 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         self.value_sampler = value_sampler if value_sampler is not None else default_value
         if value_prior is not None:
             self.policy_kwargs["value_prior"] = value_prior
+        if action_prior is not None:
+            self.policy_kwargs["action_prior"] = action_prior
         if _init_setup_model:
             self._setup_model()
 
@@ -189,7 +201,10 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         self.policy.configure(self.sampler, amortized=self.amortized)
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
-        self.critic_params = [p for p in self.critic.parameters() if p.requires_grad]  # not a frozen value prior
+        trainable = [name for name, p in self.critic.named_parameters() if p.requires_grad]  # not a frozen prior
+        self.critic_params = [self.critic.get_parameter(name) for name in trainable]
+        # the Polyak averaging skips the frozen priors: averaging equal weights would still round them
+        self.critic_target_params = [self.critic_target.get_parameter(name) for name in trainable]
         # running statistics (batch norm) are copied to the target, as SAC does: they are buffers, not parameters
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
@@ -272,7 +287,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
 
             alpha_loss = self._temperature_step(nxt.entropy)
 
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            polyak_update(self.critic_params, self.critic_target_params, self.tau)
             polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
             d = nxt.diagnostics
@@ -337,8 +352,43 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
             progress_bar=progress_bar,
         )
 
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfSoftQ],
+        path: Any,
+        env: GymEnv | None = None,
+        device: torch.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfSoftQ:
+        """SB3's ``load``. The priors are saved with the model; ``value_prior=`` or ``action_prior=`` given here
+        must be the saved ones (same settings and weights), else ``ValueError``: a prior is part of what the
+        critics learnt, so another one cannot be swapped in."""
+        given = {name: kwargs.pop(name) for name in ("value_prior", "action_prior") if name in kwargs}
+        model = super().load(
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
+        for name, prior in given.items():
+            saved = getattr(model.policy, name)
+            if not same_prior(saved, prior):
+                what = "no prior" if saved is None else f"a different {type(saved).__name__} ({saved!r})"
+                raise ValueError(
+                    f"{name}: the model in {path!r} was trained with {what}, not the {name} given "
+                    f"({prior!r}); its critics are residuals on the saved prior. Load without {name}= to use "
+                    f"the saved one, or train a new SoftQ with this prior"
+                )
+        return model
+
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "critic", "critic_target", "critic_params"]
+        return [*super()._excluded_save_params(), "critic", "critic_target", "critic_params", "critic_target_params"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         names = ["policy", "policy.optimizer"]

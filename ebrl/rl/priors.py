@@ -19,6 +19,13 @@ low where good states are. Its potential Φ(s) = -E(s)/T serves as a value prior
 - initialisation (Wiewiora 2003): Q-learning with Q₀(s, a) = Φ(s) and no shaping makes the same
   updates, and the same greedy and Boltzmann choices, as Q-learning with Q₀ = 0 on shaped rewards.
 
+A state-action energy E(s, a), fitted to demonstrations by implicit BC (InfoNCE), is a prior on Q
+itself: ``StateActionPrior`` gives Ψ(s, a) = -E(s, a)/T, and a critic that learns a residual on it,
+Q(s, a) = Ψ(s, a) + Q_net(s, a), starts (with Q_net = 0) where the demonstrations' Boltzmann policy
+is: π(a|s) ∝ exp(Q/α) = exp(-E/(Tα)), which is implicit BC's own policy exp(-E) when T = 1/α.
+Unlike Φ(s), Ψ changes which action looks best, so it is not policy-preserving: the learnt Q_net
+must undo it where the demonstrations are wrong.
+
 Pure torch; the gymnasium wrappers live in ``envs.wrappers``.
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ebrl._checks import check_finite, check_has_data, check_int, check_number, check_positive, check_tensor
+from ebrl.energy import StateActionEnergy
 
 
 class StatePrior(nn.Module):
@@ -73,6 +81,44 @@ class StatePrior(nn.Module):
         check_finite("obs", obs)
         phi = -self.energy(obs) / self.temperature - self.offset  # (B,)
         return phi if self.floor is None else phi.clamp(min=self.floor)
+
+
+class StateActionPrior(nn.Module):
+    """Ψ(s, a) = -E(s, a)/T for a state-action energy ``E: (B, O), (B, [N,] A) -> (B, [N])``.
+
+    A prior on Q(s, a) (``SoftQ(action_prior=...)`` learns Q = Ψ + Q_net), e.g. an energy trained by
+    implicit BC (``agents.IBC``) on demonstrations. Its energy must score the actions the agent uses
+    (SoftQ's are SB3's scaled actions in [-1, 1]^A) and the flattened observations.
+
+    The scale: SoftQ's policy at temperature α is π ∝ exp(Q/α), so with Q_net = 0 it is
+    exp(-E/(Tα)); ``temperature = 1/α`` makes it the energy's own Boltzmann policy exp(-E) (implicit
+    BC's, trained at InfoNCE temperature 1). InfoNCE fixes E only up to a function of the state, so Ψ
+    also carries an arbitrary state-dependent term c(s)/T; on Q this acts as a potential (Wiewiora 2003)
+    and does not change the optimal policy.
+
+    Args:
+        energy: an ``ebrl.energy.StateActionEnergy`` over (O, A).
+        temperature: T > 0.
+    """
+
+    def __init__(self, energy: StateActionEnergy, *, temperature: float = 1.0) -> None:
+        super().__init__()
+        if not isinstance(energy, StateActionEnergy):
+            raise TypeError(f"energy must be an ebrl.energy.StateActionEnergy, got {type(energy).__name__}")
+        self.energy = energy
+        self.obs_dim, self.act_dim = energy.obs_dim, energy.act_dim
+        self.temperature = check_positive("temperature", temperature)
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        """Ψ ``(B,)`` for ``act (B, A)``, or ``(B, N)`` for ``act (B, N, A)``; checks shapes and finiteness."""
+        return check_finite("the state-action prior's output", self.energy(obs, act) / -self.temperature)
+
+    def potential(self, obs: Tensor, act: Tensor) -> Tensor:
+        """``forward`` without the checks (no host synchronisation), for callers that check once themselves."""
+        return self.energy.forward(obs, act) / -self.temperature
+
+    def extra_repr(self) -> str:
+        return f"obs_dim={self.obs_dim}, act_dim={self.act_dim}, temperature={self.temperature}"
 
 
 def shaping_term(phi: Tensor, phi_next: Tensor, terminated: Tensor, *, gamma: float) -> Tensor:
