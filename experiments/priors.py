@@ -17,6 +17,9 @@ Priors, all from 20 scripted demonstrations (a noisy controller that heads for t
 - ``value_prior`` (SoftQ only): the critic is a residual on the bounded Φ, Q = Φ(s) + Q_net(s, a).
 - ``ibc_warm_start`` (SoftQ only): a state-action energy trained by implicit BC (InfoNCE) on the
   demonstrations is copied into SoftQ's critics before learning (``EnergyPolicy.warm_start``).
+- ``ibc_residual`` (SoftQ only): the same implicit-BC energy, frozen, as a state-action prior under both
+  critics: Q_i = -E_ibc(s, a)/T_a + Q_net,i(s, a) (``SoftQ(action_prior=StateActionPrior(...))``), Q_net
+  started at 0, with T_a = ``action_prior_temperature``.
 
 Measured per run: environment steps to the first success during training, the number of rewarded
 transitions that entered the replay buffer, the deterministic policy's success rate in ``n_eval_episodes``
@@ -61,7 +64,7 @@ import envs  # noqa: F401  (registers the ebrl environments)
 from agents import IBC, EnergyPolicy, SoftQ
 from ebrl._checks import seeded_init
 from ebrl.energy import MLPEnergy, UniformBox
-from ebrl.rl.priors import StatePrior
+from ebrl.rl.priors import StateActionPrior, StatePrior
 from ebrl.training import NCE, fit
 from envs.wrappers import EnergyNovelty, EnergyShaping
 from experiments import stats
@@ -86,10 +89,11 @@ SOLVED = 0.8
 """A solving evaluation: the deterministic policy reaches the goal in at least 80% of the episodes."""
 VARIANTS = (
     "none", "shaping", "shaping_offset", "shaping_bounded", "novelty", "novelty_nonpositive", "demos",
-    "shaping_bounded_demos", "value_prior", "ibc_warm_start",
+    "shaping_bounded_demos", "value_prior", "ibc_warm_start", "ibc_residual",
 )
 SHAPED = ("shaping", "shaping_offset", "shaping_bounded", "shaping_bounded_demos")
-SOFTQ_ONLY = ("value_prior", "ibc_warm_start")
+SOFTQ_ONLY = ("value_prior", "ibc_warm_start", "ibc_residual")
+IBC_VARIANTS = ("ibc_warm_start", "ibc_residual")
 
 
 @dataclass
@@ -114,6 +118,9 @@ class Args:
     prior_epochs: int = field(default=200, metadata={"help": "NCE epochs for the state prior"})
     novelty_coef: float = field(default=0.05, metadata={"help": "novelty bonus scale"})
     ibc_epochs: int = field(default=100, metadata={"help": "InfoNCE epochs of the state-action prior"})
+    action_prior_temperature: float = field(
+        default=100.0, metadata={"help": "T_a in Ψ = -E_ibc/T_a (ibc_residual); 1/alpha_init starts at IBC's policy"}
+    )
     eval_freq: int = field(default=1_500, metadata={"help": "environment steps between evaluations"})
     n_eval_episodes: int = field(default=20, metadata={"help": "deterministic episodes per evaluation"})
     resume: bool = field(default=True, metadata={"help": "skip runs already in the CSV with this configuration"})
@@ -316,7 +323,8 @@ def temperature_setting(args: Args) -> float | str:
     return f"auto_{args.alpha_init}" if args.learn_alpha else args.alpha_init
 
 
-def make_model(algo: str, variant: str, env: gym.Env, seed: int, prior: StatePrior, args: Args) -> BaseAlgorithm:
+def make_model(algo: str, variant: str, env: gym.Env, seed: int, prior: StatePrior, args: Args,
+               action_prior: StateActionPrior | None = None) -> BaseAlgorithm:
     if algo == "SAC":
         if variant in SOFTQ_ONLY:
             raise ValueError(f"variant {variant!r} is for SoftQ only")
@@ -325,7 +333,8 @@ def make_model(algo: str, variant: str, env: gym.Env, seed: int, prior: StatePri
     if algo != "SoftQ":
         raise ValueError(f"algo must be 'SAC' or 'SoftQ', got {algo!r}")
     return SoftQ("MlpPolicy", env, gamma=args.gamma, learning_starts=100, alpha=temperature_setting(args), seed=seed,
-                 value_prior=prior if variant == "value_prior" else None, policy_kwargs={"net_arch": [128, 128]})
+                 value_prior=prior if variant == "value_prior" else None, action_prior=action_prior,
+                 policy_kwargs={"net_arch": [128, 128]})
 
 
 def run(algo: str, variant: str, seed: int, args: Args) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -333,9 +342,13 @@ def run(algo: str, variant: str, seed: int, args: Args) -> tuple[dict[str, Any],
     demos = demonstrations(args, seed)
     prior = variant_prior(variant, args, demos, fit_state_prior(args, demos, seed))
     env = make_env(variant, prior, args, seed)
-    model = make_model(algo, variant, env, seed, prior, args)
-    if variant == "ibc_warm_start":
-        fit_ibc_energy(args, demos, seed, [128, 128]).warm_start(model)
+    ibc = fit_ibc_energy(args, demos, seed, [128, 128]) if variant in IBC_VARIANTS else None
+    action_prior = None
+    if ibc is not None and variant == "ibc_residual":
+        action_prior = StateActionPrior(ibc.energy.requires_grad_(False), temperature=args.action_prior_temperature)
+    model = make_model(algo, variant, env, seed, prior, args, action_prior)
+    if ibc is not None and variant == "ibc_warm_start":
+        ibc.warm_start(model)
     n_demo_transitions = 0
     if variant in ("demos", "shaping_bounded_demos"):
         n_demo_transitions = add_demos_to_buffer(model, make_env(variant, prior, args, seed + 1), demos)
@@ -420,6 +433,9 @@ def main(args: Args) -> list[dict[str, Any]]:
     name = "tuning" if args.split == "tuning" else "runs"
     # learn_alpha joined the settings after runs were made with it on: it enters the digest only when off
     stable = ("learn_alpha",) if args.learn_alpha else ()
+    # likewise action_prior_temperature (only ibc_residual reads it): in the digest only when not its default
+    if args.action_prior_temperature == Args.action_prior_temperature:
+        stable = (*stable, "action_prior_temperature")
     digest = config_digest(args, exclude=("split", "seeds", "algos", "variants", "resume", "run", "quick", *stable))
     typed = {"integer": ("seed",), "real": ("final_success_rate", "best_success_rate")}
     # rows of other configurations stay in the files; only this configuration's count as done
