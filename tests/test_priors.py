@@ -348,3 +348,24 @@ def test_energy_wrappers_pass_gymnasium_and_sb3_env_checkers(wrapper):
         warnings.filterwarnings("ignore", message=".*is different from the unwrapped version")
         gym_check_env(make())
         sb3_check_env(make())
+
+
+def test_shaping_from_demonstrated_states_raises_phi_along_them_and_keeps_it_nonpositive_there(tmp_path):
+    rng = np.random.default_rng(0)
+    states = np.clip(np.linspace(-0.8, 0.8, 2000)[:, None] + rng.normal(0, 0.03, (2000, 2)), -1, 1)  # the diagonal
+    np.savez(tmp_path / "d.npz", observations=states.astype(np.float32), actions=np.zeros((2000, 2), np.float32))
+    env = EnergyShaping.from_demonstrations(gym.make("ebrl/SparseGoal-v0"), tmp_path / "d.npz", gamma=0.99,
+                                            epochs=40, seed=0)
+    assert isinstance(env.prior, StatePrior)
+    with torch.no_grad():
+        on = env.prior(torch.as_tensor(states, dtype=torch.float32))  # (2000,)
+        off = env.prior(torch.tensor([[-0.8, 0.8], [0.8, -0.8]]))  # the far corners, off the diagonal
+    assert float(on.max()) == pytest.approx(0.0, abs=1e-5)  # offset="max": Φ <= 0 on the demonstrations
+    assert float(off.max()) < float(on.median()) - 1.0  # Φ is high where the demonstrations went
+    same = EnergyShaping.from_demonstrations(gym.make("ebrl/SparseGoal-v0"), states, gamma=0.99, epochs=40, seed=0)
+    with torch.no_grad():  # an array of states is read as the .npz's observations are
+        torch.testing.assert_close(same.prior(torch.as_tensor(states, dtype=torch.float32)), on)
+    with pytest.raises(ValueError, match=r"demos must hold demonstrated states of shape \(T, 2\)"):
+        EnergyShaping.from_demonstrations(gym.make("ebrl/SparseGoal-v0"), np.zeros((5, 3)), gamma=0.99)
+    with pytest.raises(ValueError, match="non-finite"):
+        EnergyShaping.from_demonstrations(gym.make("ebrl/SparseGoal-v0"), np.full((5, 2), np.nan), gamma=0.99)

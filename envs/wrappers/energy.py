@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, SupportsFloat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from ebrl._checks import check_int, check_positive, check_probability
+from ebrl._checks import check_finite, check_int, check_number, check_positive, check_probability, seeded_init
+from ebrl.demos import load_demonstrations
 from ebrl.energy import MLPEnergy, UniformBox
 from ebrl.rl.priors import StatePrior
 from ebrl.training import NCE, fit
@@ -59,6 +61,76 @@ class EnergyShaping(gym.Wrapper, gym.utils.RecordConstructorArgs):
         check_probability("gamma", gamma)
         self.prior, self.gamma = prior, float(gamma)
         self._phi = 0.0
+
+    @classmethod
+    def from_demonstrations(
+        cls,
+        env: gym.Env,
+        demos: str | Path | np.ndarray,
+        *,
+        gamma: float,
+        temperature: float = 1.0,
+        offset: float | Literal["max"] = "max",
+        floor: float | None = None,
+        hidden: Sequence[int] = (64, 64),
+        epochs: int = 200,
+        seed: int = 0,
+    ) -> EnergyShaping:
+        """Shape ``env`` with Φ = max(-E/T - offset, floor), E an ``MLPEnergy`` fitted to demonstrated states.
+
+        E is fitted by NCE against the uniform density on the observation box (on the demonstrations' bounding
+        box, widened by a tenth of its size on each side, where the observation space is unbounded), so Φ is
+        high where the demonstrations went. ``demos`` is what ``ebrl train --algo ibc --demos`` reads: a path
+        ending in ``.npz`` (arrays ``observations`` (T, O) and ``actions``) or a Minari dataset id in the local
+        store (``ebrl.demos.load_demonstrations``; nothing is downloaded), or an array of states ``(T, O)``.
+
+        Args:
+            env: a gymnasium env with a ``Box`` observation space of size O.
+            demos: the demonstrations, as above.
+            gamma: the learner's discount.
+            temperature: T > 0.
+            offset: a constant c, or ``"max"``: the largest -E/T over the demonstrated states, so that Φ <= 0
+                on them and terminating anywhere along them never pays less than the reward (Φ of the absorbing
+                state is 0; see ``ebrl.rl.priors``).
+            floor: a lower bound on Φ, or ``None``.
+            hidden: the energy's hidden widths.
+            epochs: NCE epochs (batch 256, 4 noise samples per state).
+            seed: seeds the weights, the minibatches and the noise.
+        """
+        obs_dim = _flat_obs_dim(env)
+        if isinstance(demos, (str, Path)):
+            states = load_demonstrations(demos)[0]
+        elif isinstance(demos, np.ndarray):
+            states = demos
+        else:
+            raise TypeError(f"demos must be an .npz path, a Minari dataset id or an array (T, O), got {demos!r}")
+        data = torch.as_tensor(np.asarray(states, dtype=np.float32))
+        if data.dim() != 2 or data.shape[1] != obs_dim or data.shape[0] == 0:
+            raise ValueError(
+                f"demos must hold demonstrated states of shape (T, {obs_dim}) to match the env's observations, "
+                f"got shape {tuple(data.shape)}"
+            )
+        check_finite("demos", data)
+        if offset != "max":
+            check_number("offset", offset)
+        box = env.observation_space
+        assert isinstance(box, spaces.Box)  # _flat_obs_dim checked it
+        low, high = box.low.reshape(-1).astype(np.float64), box.high.reshape(-1).astype(np.float64)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            lo, hi = data.min(dim=0).values.double().numpy(), data.max(dim=0).values.double().numpy()
+            margin = 0.1 * np.maximum(hi - lo, 1e-3)
+            low, high = lo - margin, hi + margin
+        g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+        with seeded_init(g):
+            energy = MLPEnergy(obs_dim, tuple(hidden))
+        fit(energy, data, NCE(UniformBox(low.tolist(), high.tolist()), ratio=4), epochs=check_int("epochs", epochs),
+            batch_size=256, generator=g)
+        energy.requires_grad_(False)
+        prior = StatePrior(energy, obs_dim, temperature=temperature)
+        if offset == "max":
+            with torch.no_grad():
+                offset = float(prior(data).max())
+        return cls(env, StatePrior(energy, obs_dim, temperature=temperature, offset=offset, floor=floor), gamma)
 
     def potential(self, obs: np.ndarray) -> float:
         with torch.no_grad():
