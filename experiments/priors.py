@@ -353,6 +353,7 @@ def run(algo: str, variant: str, seed: int, args: Args) -> tuple[dict[str, Any],
     if variant in ("demos", "shaping_bounded_demos"):
         n_demo_transitions = add_demos_to_buffer(model, make_env(variant, prior, args, seed + 1), demos)
     monitor = Monitor(args, seed, demos[0], prior if variant in SHAPED else None)
+    at_start = evaluate(model, args.n_eval_episodes, seed)  # the prior's own policy, before any update
     start = time.perf_counter()
     model.learn(args.total_timesteps, callback=monitor)
     seconds = time.perf_counter() - start
@@ -365,6 +366,7 @@ def run(algo: str, variant: str, seed: int, args: Args) -> tuple[dict[str, Any],
         "rewarded_transitions": monitor.successes,
         "demo_transitions": n_demo_transitions,
         "steps_to_solving_eval": solving[0] if solving else "",
+        "success_at_start": at_start,
         "final_success_rate": monitor.evals[-1]["success_rate"],
         "best_success_rate": max(e["success_rate"] for e in monitor.evals),
         "steps_trained": model.num_timesteps,
@@ -473,7 +475,8 @@ def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args
             "steps_to_first_success: environment steps until the raw task first reports success in training "
             "(empty: never). rewarded_transitions: successes that entered the replay buffer during training. "
             f"steps_to_solving_eval: first evaluation (every {args.eval_freq} steps, {args.n_eval_episodes} "
-            f"deterministic episodes) at >= {SOLVED:.0%} success (empty: none). final_success_rate: the last "
+            f"deterministic episodes) at >= {SOLVED:.0%} success (empty: none). success_at_start: the same "
+            "evaluation before learning (empty in rows written before it was measured). final_success_rate: the last "
             "evaluation. load_1min: the machine's 1-minute load average when the run ended."
             + (" QUICK SMOKE RUN: figures meaningless." if args.quick else ""),
         ),
