@@ -84,14 +84,13 @@ class TwinEnergy(nn.Module):
         dim = features_extractor.features_dim
         self.e1 = StateActionEnergy(dim, act_dim, net_arch, activation=activation)
         self.e2 = StateActionEnergy(dim, act_dim, net_arch, activation=activation)
+        self.action_prior = action_prior  # registered after e1, e2: their parameters keep their order
         if action_prior is not None:
-            self.action_prior = action_prior  # registered after e1, e2: their parameters keep their order
             for energy in (self.e1, self.e2):
                 last = energy.body[-1]  # the output layer, (H,) -> (1,)
+                assert isinstance(last, nn.Linear)
                 nn.init.zeros_(last.weight)
                 nn.init.zeros_(last.bias)
-        else:
-            self.action_prior = None
 
     def energies(self, features: Tensor, act: Tensor) -> tuple[Tensor, Tensor]:
         """(E1, E2), each ``(B,)`` or ``(B, N)``."""

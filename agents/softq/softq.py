@@ -353,7 +353,7 @@ class SoftQ(LearntTemperature, OffPolicyAlgorithm):
         )
 
     @classmethod
-    def load(  # type: ignore[override]
+    def load(
         cls: type[SelfSoftQ],
         path: Any,
         env: GymEnv | None = None,
