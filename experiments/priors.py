@@ -37,6 +37,11 @@ the budget of 6,000 steps (the tuning run's first evaluation at 100% came at 4,5
 this experiment used 15,000). That configuration then failed on held-out seeds 0-2 with ``shaping_bounded``;
 on tuning seed 101 ``shaping_bounded_demos`` (same settings) evaluated at 100% from 1,500 steps, and was
 chosen as the next held-out variant before any held-out run of it.
+The state-action prior (SoftQ, same settings): ``ibc_residual``'s T_a = 1/alpha_init = 100 was fixed before any run
+(SoftQ's first policy is then implicit BC's own); on tuning seeds 100 and 101 it evaluated at 100% at 6,000 steps
+(first at 1,500 and 3,000 steps), ``ibc_warm_start`` at 0% on seed 100 (nothing of it is tuned, so seed 101 was not
+run) and ``none`` at 0% on both. SoftQ had not been run on the held-out seeds before, and both state-action variants
+are the issue's own (a warm start or a residual on the implicit-BC energy), so they run on ``HELD_OUT_SEEDS``.
 Runs already in the CSV with the same configuration digest are skipped (resumable).
 
 Writes ``results/priors/``: ``runs.{csv,md}`` (or ``tuning.{csv,md}``), ``curves.csv``, ``summary.md``
