@@ -129,3 +129,26 @@ def test_pcd_keeps_diverged_chains_out_of_the_replay_buffer():
         fit(NaNAfter(7), torch.randn(32, 2, generator=gen(8)), PCD(Langevin(step_size=0.01, n_steps=3), buffer),
             epochs=1, batch_size=8, generator=gen(9))
     assert bool(torch.isfinite(buffer.buffer).all())
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_boltzmann_fit_reads_the_host_once_per_step_plus_its_data_checks(momentum, monkeypatch):
+    # BoltzmannModel.fit trains through fit with fused SGD, whose update fit applies by calling the kernel directly.
+    data = (torch.randn(48, 6, generator=gen(2)) > 0).float()
+    reads = Counter()
+    tolist = torch.Tensor.tolist
+
+    def counted_tolist(self: torch.Tensor) -> Any:
+        reads["tolist"] += 1
+        return tolist(self)
+
+    monkeypatch.setattr(torch.Tensor, "tolist", counted_tolist)
+    setup = {}
+    for epochs in (1, 3):
+        reads.clear()
+        rbm = BernoulliRBM(6, 4, generator=gen(3))
+        with CountSyncs() as mode:
+            rbm.fit(data, epochs=epochs, batch_size=16, momentum=momentum, generator=gen(4))
+        assert reads["tolist"] == 3 * epochs, (reads, dict(mode.counts))  # one read per step
+        setup[epochs] = dict(mode.counts)  # the checks of the data: once per call, not per step
+    assert setup[1] == setup[3] and sum(setup[1].values()) <= 3, setup

@@ -9,10 +9,12 @@ import copy
 import math
 import re
 import sys
+import warnings
 
 import pytest
 import torch
 
+from ebrl.boltzmann import BernoulliRBM, GibbsCD
 from ebrl.energy import (
     Energy,
     GaussianEnergy,
@@ -436,3 +438,33 @@ BAD_INPUTS = [
 def test_bad_trainer_inputs_raise_the_promised_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_fit_applies_fused_sgd_directly_bit_for_bit_as_its_step(momentum):
+    """For objectives that write their gradients, fit calls a fused SGD's kernel itself; a step hook makes
+    it fall back to ``optimizer.step()``. Both runs must agree bit for bit, momentum buffers included, and the
+    scheduler must not warn that it stepped before the optimizer."""
+    x = (torch.rand(20, 8, generator=gen(1)) < 0.4).float()
+
+    def run(with_hook: bool):
+        rbm = BernoulliRBM(8, 5, generator=gen(2))
+        opt = torch.optim.SGD(rbm.parameters(), lr=0.05, momentum=momentum, weight_decay=1e-3, fused=True)
+        steps: list[int] = []
+        if with_hook:
+            opt.register_step_post_hook(lambda *_: steps.append(1))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / 20)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fit(rbm, x, GibbsCD(1), epochs=2, batch_size=4, optimizer=opt, scheduler=scheduler, generator=gen(3))
+        return rbm, opt, len(steps)
+
+    direct, direct_opt, _ = run(with_hook=False)
+    stepped, stepped_opt, n_steps = run(with_hook=True)
+    assert n_steps == 10  # the hook saw every step: that run used optimizer.step() throughout
+    for p, q in zip(direct.parameters(), stepped.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for p, q in zip(direct.parameters(), stepped.parameters(), strict=True):
+        a, b = direct_opt.state[p].get("momentum_buffer"), stepped_opt.state[q].get("momentum_buffer")
+        assert (a is None and b is None) if momentum == 0 else torch.equal(a, b)
+    assert direct_opt.param_groups[0]["lr"] == stepped_opt.param_groups[0]["lr"]

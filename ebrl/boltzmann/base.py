@@ -37,7 +37,7 @@ from ebrl.boltzmann.objective import GibbsCD
 from ebrl.checkpoint import PathLike
 from ebrl.energy.base import Energy
 from ebrl.training import TrainHistory, load_training_state, save_training_state
-from ebrl.training import fit as train
+from ebrl.training.trainer import fit_kernel
 
 Method = Literal["cd", "pcd"]
 LRSchedule = Literal["constant", "linear", "cosine"] | Callable[[float], float]
@@ -309,11 +309,13 @@ class BoltzmannModel(Energy):
         callback: Callback | None = None,
         **options: Any,
     ) -> TrainHistory:
-        """``ebrl.training.fit`` with ``GibbsCD`` and SGD, from ``previous``'s chains and momentum, for ``fit``
-        and ``partial_fit`` (``partial``), whose arguments are validated; keeps the chains and the optimizer in
-        ``self._train_state``, even when training fails. ``options`` go to ``ebrl.training.fit``."""
+        """``ebrl.training.fit``'s loop (``fit_kernel``) with ``GibbsCD`` and SGD, from ``previous``'s chains and
+        momentum, for ``fit`` and ``partial_fit`` (``partial``), which have checked every argument; keeps the
+        chains and the optimizer in ``self._train_state``, even when training fails. ``options`` go to
+        ``fit_kernel``."""
         objective = GibbsCD(k, persistent=persistent, n_chains=n_chains, weight_decay=weight_decay, report_loss=False)
         optimizer = self._optimizer(learning_rate, momentum, previous)
+        params = optimizer.param_groups[0]["params"]
         if persistent:
             objective.chains = None if previous is None else previous.chains
             if objective.chains is None:
@@ -333,9 +335,9 @@ class BoltzmannModel(Energy):
 
         self.recoveries = []
         try:
-            return train(
-                self, data, objective, optimizer=optimizer, scheduler=scheduler, generator=generator,
-                callback=after_epoch, **options,
+            return fit_kernel(  # fit's loop: the arguments were checked by fit or partial_fit
+                self, data, objective, params=params, optimizer=optimizer, scheduler=scheduler,
+                generator=generator, callback=after_epoch, **options,
             )
         except DivergenceError as exc:
             at = "in partial_fit" if partial else f"in epoch {done + 1} of {options['epochs']}"

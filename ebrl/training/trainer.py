@@ -619,6 +619,48 @@ def fit(
             "from a checkpoint (ebrl.training.save_training_state)"
         )
 
+    return fit_kernel(
+        energy, data, objective, params=params, optimizer=optimizer, generator=generator, world=world,
+        epochs=epochs, batch_size=batch_size, progress_bar=progress_bar, tensorboard_log=tensorboard_log,
+        log_interval=log_interval, on_divergence=on_divergence, max_recoveries=max_recoveries,
+        recover_factor=recover_factor, checkpoint_interval=checkpoint_interval, max_energy=max_energy,
+        scheduler=scheduler, shuffle=shuffle, callback=callback,
+    )
+
+
+def fit_kernel(
+    energy: nn.Module,
+    data: Tensor,
+    objective: Objective,
+    *,
+    params: list[nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator | None,
+    world: tuple[int, int] | None = None,
+    epochs: int,
+    batch_size: int,
+    progress_bar: bool = False,
+    tensorboard_log: str | None = None,
+    log_interval: int = 10,
+    on_divergence: Literal["raise", "recover"] = "raise",
+    max_recoveries: int = 3,
+    recover_factor: float = 0.5,
+    checkpoint_interval: int | None = None,
+    max_energy: float | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    shuffle: bool = True,
+    callback: Callable[[int, nn.Module], None] | None = None,
+) -> TrainHistory:
+    """``fit``'s training loop without its argument checks, for internal callers that made them.
+
+    ``fit`` validates at the boundary and calls this; so does ``BoltzmannModel.fit``, whose own checks
+    cover the same ground (its data, finite and of the model's width; its options), instead of having
+    every argument checked twice. Arguments are ``fit``'s, already valid: ``params`` the energy's
+    trainable parameters (non-empty), ``optimizer`` an optimizer over them, ``world`` ``(rank, world
+    size)`` under torch.distributed (``None``: one process), ``data`` finite ``(N, *event)``.
+    """
+    recover = on_divergence == "recover"
+    own_gradients = getattr(objective, "supplies_gradients", False) is True
     device, dtype = params[0].device, params[0].dtype
     f32_params = all(p.device == device and p.dtype == torch.float32 for p in params)
     data = data.to(device=device, dtype=dtype)
