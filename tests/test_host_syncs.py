@@ -72,6 +72,19 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {
 }
 
 
+def count_tolist(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count the calls of ``Tensor.tolist`` (in ``["tolist"]`` of the returned counter) for the rest of the test."""
+    reads: Counter[str] = Counter()
+    tolist = torch.Tensor.tolist
+
+    def counted_tolist(self: torch.Tensor) -> Any:
+        reads["tolist"] += 1
+        return tolist(self)
+
+    monkeypatch.setattr(torch.Tensor, "tolist", counted_tolist)
+    return reads
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_each_fit_step_synchronises_the_host_once(name, monkeypatch):
     make_energy, make_objective, width = CASES[name]
@@ -83,14 +96,7 @@ def test_each_fit_step_synchronises_the_host_once(name, monkeypatch):
         data = (data > 0).float()
     elif name == "InfoNCE-state-action":
         data[:, 3:] = data[:, 3:].clamp(-1.0, 1.0)  # actions inside the noise box
-    reads = Counter()
-    tolist = torch.Tensor.tolist
-
-    def counted_tolist(self: torch.Tensor) -> Any:
-        reads["tolist"] += 1
-        return tolist(self)
-
-    monkeypatch.setattr(torch.Tensor, "tolist", counted_tolist)
+    reads = count_tolist(monkeypatch)
     optimizer = torch.optim.SGD(energy.parameters(), lr=1e-3)
     objective = make_objective()  # constructors validate their arguments: not part of the steps
     with CountSyncs() as mode:
@@ -135,14 +141,7 @@ def test_pcd_keeps_diverged_chains_out_of_the_replay_buffer():
 def test_boltzmann_fit_reads_the_host_once_per_step_plus_its_data_checks(momentum, monkeypatch):
     # BoltzmannModel.fit trains through fit with fused SGD, whose update fit applies by calling the kernel directly.
     data = (torch.randn(48, 6, generator=gen(2)) > 0).float()
-    reads = Counter()
-    tolist = torch.Tensor.tolist
-
-    def counted_tolist(self: torch.Tensor) -> Any:
-        reads["tolist"] += 1
-        return tolist(self)
-
-    monkeypatch.setattr(torch.Tensor, "tolist", counted_tolist)
+    reads = count_tolist(monkeypatch)
     setup = {}
     for epochs in (1, 3):
         reads.clear()
