@@ -386,6 +386,13 @@ def run(algo: str, variant: str, seed: int, args: Args) -> tuple[dict[str, Any],
 # Tables
 
 
+def per_seed(rows: list[dict[str, Any]], algo: str, variant: str, config: str, column: str, empty: str) -> str:
+    """``"seed: value"`` of ``column`` for each seed of one arm, in seed order; ``empty`` for a blank cell."""
+    mine = sorted((r for r in rows if (r["algo"], r["variant"], r["config"]) == (algo, variant, config)),
+                  key=lambda r: r["seed"])
+    return ", ".join(f"{r['seed']}: {r.get(column, '') if r.get(column, '') != '' else empty}" for r in mine)
+
+
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (algo, variant, configuration): mean final success with a 95% bootstrap CI; paired difference
     to ``none`` of the same algorithm and configuration."""
@@ -409,6 +416,8 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "algo": algo, "variant": variant, "config": config, "seeds": len(mine),
             "final_success_mean [95% CI]": f"{ci.point:.2f} [{ci.low:.2f}, {ci.high:.2f}]",
             "seeds_solved (>= 80%)": f"{sum(v >= SOLVED for v in mine.values())}/{len(mine)}",
+            "first solving eval, per seed": per_seed(rows, algo, variant, config, "steps_to_solving_eval", "never"),
+            "success before learning, per seed": per_seed(rows, algo, variant, config, "success_at_start", "-"),
             "minus none, paired": diff,
         })
     return out
@@ -492,7 +501,9 @@ def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args
     write_table(out_dir, f"{name}_summary", summary(rows), title=f"SparseGoal: final success over {seeds}",
                 notes=("Mean over seeds with a 95% percentile-bootstrap interval (experiments.stats); the paired "
                        "difference is against the same algorithm without a prior, on the seeds both ran; an "
-                       "interval that includes 0 is a tie.",), config=args, info=info)
+                       "interval that includes 0 is a tie. First solving eval: steps to each seed's first "
+                       f"evaluation at >= {SOLVED:.0%}. Success before learning: the same evaluation before any "
+                       "update ('-': a run made before it was measured).",), config=args, info=info)
     plot(curves, out_dir / f"{name}.png")
 
 
