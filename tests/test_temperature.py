@@ -51,7 +51,9 @@ def test_setting_alpha_on_the_model_changes_what_the_policy_samples(algo):
     assert model.alpha_optimizer is None and not model.policy.log_alpha.requires_grad
     assert spread(model) < 0.5 * hot
     model.alpha = "auto"  # learn from where it is
-    assert model.alpha_optimizer is not None and math.isclose(model.alpha, 1e-3, rel_tol=1e-5)
+    assert model._alpha_learnt and math.isclose(model.alpha, 1e-3, rel_tol=1e-5)
+    # SoftQ learns α by SAC's dual (an optimiser); SoftDQN by default by a Newton step, which needs none
+    assert (model.alpha_optimizer is not None) == (algo is SoftQ)
 
 
 @pytest.mark.parametrize("algo", [SoftQ, SoftDQN])
@@ -62,14 +64,16 @@ def test_load_restores_the_learnt_alpha_and_applies_an_override(algo, tmp_path):
     assert learnt != 0.5  # it moved
     model.save(tmp_path / "m.zip")
     again = algo.load(tmp_path / "m.zip")
-    assert again.alpha == learnt and again.alpha_optimizer is not None
+    assert again.alpha == learnt and again._alpha_learnt
     assert again.target_entropy == model.target_entropy
     fixed = algo.load(tmp_path / "m.zip", env=model.get_env(), alpha=0.25)
     assert math.isclose(float(fixed.policy.alpha_tensor), 0.25, rel_tol=1e-6) and fixed.alpha_optimizer is None
+    assert not fixed._alpha_learnt
     fixed.learn(60)  # a fixed α stays put while learning
     assert math.isclose(fixed.alpha, 0.25, rel_tol=1e-6)
-    retarget = algo.load(tmp_path / "m.zip", target_entropy=-0.5)
-    assert retarget.target_entropy == -0.5 and retarget.alpha == learnt
+    target = -0.5 if algo is SoftQ else 0.2  # a discrete policy's entropy lies in (0, log K)
+    retarget = algo.load(tmp_path / "m.zip", target_entropy=target)
+    assert retarget.target_entropy == target and retarget.alpha == learnt
 
 
 def test_auto_target_entropies_are_reachable_and_documented():
@@ -91,12 +95,45 @@ def logged(model, tmp_path, steps: int) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in r.items() if v} for r in rows if r.get("train/entropy")]
 
 
+def test_softdqn_refuses_an_unknown_alpha_update_and_an_unreachable_target_entropy(tmp_path):
+    with pytest.raises(ValueError, match="alpha_update must be one of"):
+        make(SoftDQN, alpha_update="sgd")
+    for bad in (0.0, -0.5, math.log(2), 1.0):
+        with pytest.raises(ValueError, match=r"target_entropy must lie in \(0, log K\)"):
+            make(SoftDQN, target_entropy=bad)
+    make(SoftDQN, alpha=0.1, target_entropy=-0.5)  # a fixed α ignores the target
+    make(SoftDQN).save(tmp_path / "m.zip")
+    with pytest.raises(ValueError, match="target_entropy must lie in"):
+        SoftDQN.load(tmp_path / "m.zip", target_entropy=-0.5)
+
+
+@pytest.mark.parametrize("start", ["auto_1000", "auto", "auto_0.001"])
+def test_softdqn_newton_alpha_meets_the_target_entropy_at_dqns_learning_rate_from_any_start(start, tmp_path):
+    # at DQN's learning rate (1e-4) SAC's dual could move log α by only ~0.1 in these 1,000 updates; the Newton
+    # step needs no learning rate, so α meets the target whatever its start (α from 1e-3 to 1e3: 14 e-folds)
+    model = make(SoftDQN, alpha=start, learning_rate=1e-4, train_freq=1)
+    rows = logged(model, tmp_path, 1_050)
+    target = model.target_entropy
+    tail = [r["train/entropy"] for r in rows if r["time/total_timesteps"] > 550]  # the last half of the updates
+    assert abs(np.mean(tail) - target) <= 0.1 * target, (np.mean(tail), target)
+
+
+def test_softdqn_adam_alpha_moves_about_one_learning_rate_per_update(tmp_path):
+    # SAC's dual (alpha_update="adam") kept for comparison: from α = 1 at lr 1e-4, 500 updates leave log α
+    # within 500 · 1e-4 · (1 + slack) of 0, so α has barely moved
+    model = make(SoftDQN, alpha="auto", alpha_update="adam", learning_rate=1e-4, train_freq=1)
+    assert model.alpha_optimizer is not None
+    model.learn(550)
+    assert 0 < abs(math.log(model.alpha)) <= 500 * 1e-4 * 1.1
+
+
 @pytest.mark.slow
 def test_softdqn_auto_alpha_brings_the_entropy_to_its_target_on_cartpole(tmp_path):
-    # α is learnt with the policy's learning rate, as in SAC: Adam moves log α by about that much per update,
+    # SAC's dual learns α with the policy's learning rate: Adam moves log α by about that much per update,
     # so a short run needs a large one to travel from α = 1 to the α that meets the target
-    model = SoftDQN("MlpPolicy", "CartPole-v1", alpha="auto", learning_rate=3e-3, learning_starts=200, train_freq=1,
-                    target_update_interval=500, policy_kwargs=dict(net_arch=[64, 64]), seed=0)
+    model = SoftDQN("MlpPolicy", "CartPole-v1", alpha="auto", alpha_update="adam", learning_rate=3e-3,
+                    learning_starts=200, train_freq=1, target_update_interval=500,
+                    policy_kwargs=dict(net_arch=[64, 64]), seed=0)
     rows = logged(model, tmp_path, 6_000)
     target = model.target_entropy
     tail = [r["train/entropy"] for r in rows if r["time/total_timesteps"] > 4_000]  # the last third

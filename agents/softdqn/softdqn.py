@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -13,6 +14,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from torch import Tensor
 
 from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
 from agents.sb3_checks import check_env
@@ -24,6 +26,10 @@ SelfSoftDQN = TypeVar("SelfSoftDQN", bound="SoftDQN")
 
 EXPLORATION_EPS = 0.05
 """``target_entropy="auto"`` is the entropy of an ε-greedy policy with this ε (SB3 DQN's final exploration rate)."""
+
+
+ALPHA_UPDATES = ("newton", "adam")
+"""The ways a learnt α can move: see ``SoftDQN(alpha_update=...)``."""
 
 
 def epsilon_greedy_entropy(n_actions: int, eps: float = EXPLORATION_EPS) -> float:
@@ -54,11 +60,17 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
 
     Args:
         alpha: the temperature α in reward units: a float > 0 (fixed), ``"auto"`` (learnt from 1) or
-            ``"auto_<init>"``, learnt as SAC learns its entropy coefficient, so that the policy's exact entropy
-            tracks ``target_entropy``. Setting ``model.alpha`` later, or ``SoftDQN.load(path, alpha=...)``,
-            changes what the policy samples.
+            ``"auto_<init>"``, learnt so that the policy's exact mean entropy on each batch tracks
+            ``target_entropy``. Setting ``model.alpha`` later, or ``SoftDQN.load(path, alpha=...)``, changes what
+            the policy samples.
         target_entropy: H̄ in nats for a learnt α; ``"auto"`` = the entropy of ε-greedy with ε = 0.05
             over the K actions (``epsilon_greedy_entropy``).
+        alpha_update: how a learnt α moves. ``"newton"`` (default): after each gradient step, one Newton step
+            on log α (clipped to ±0.5) towards the α at which the batch's exact mean entropy equals H̄
+            (``DiscreteBoltzmannPolicy.log_alpha_newton_step``). It has no learning rate and is invariant to
+            the reward scale: α reaches H̄ within a few steps from any start. ``"adam"``: SAC's dual, Adam on
+            log α · (H - H̄) at the policy's learning rate; α then moves by about the learning rate per step, so
+            with DQN's 1e-4 it can take tens of thousands of steps to leave its start.
         max_grad_norm: clip the gradient norm to this value.
         double_q: soft double Q-learning. The target's next-state value becomes the
             entropy-regularised value Σ_a π(a|s') Q_target(s', a) + α H(π) of the *online* network's
@@ -98,6 +110,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         target_update_interval: int = 10_000,
         alpha: float | str = "auto",
         target_entropy: float | str = "auto",
+        alpha_update: str = "newton",
         max_grad_norm: float = 10.0,
         double_q: bool = False,
         value_prior: StatePrior | None = None,
@@ -109,6 +122,9 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
+        if alpha_update not in ALPHA_UPDATES:
+            raise ValueError(f"alpha_update must be one of {ALPHA_UPDATES}, got {alpha_update!r}")
+        self.alpha_update = alpha_update
         self._init_temperature(alpha, target_entropy)
         if not isinstance(double_q, bool):
             raise TypeError(f"double_q must be a bool, got {type(double_q).__name__}")
@@ -160,10 +176,51 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         self.batch_norm_stats_target = get_parameters_by_name(self.energy_net_target, ["running_"])
         self.policy.rng.reseed(self.seed)
         self._setup_temperature()
+        self._check_target_entropy()
+
+    def _check_target_entropy(self) -> None:
+        """A discrete policy's entropy lies in [0, log K]: a learnt α needs a target strictly inside."""
+        n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
+        if self._alpha_learnt and not (0.0 < float(self.target_entropy) < math.log(n_actions)):  # type: ignore[arg-type]
+            raise ValueError(
+                f"target_entropy must lie in (0, log K) = (0, {math.log(n_actions):.4g}) nats for a learnt alpha "
+                f"over K = {n_actions} actions, got {self.target_entropy!r}"
+            )
+
+    @classmethod
+    def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False, force_reset=True,
+             **kwargs):
+        """SB3's ``load`` with ``alpha=`` and ``target_entropy=`` overrides applied (and checked) after loading."""
+        model = super().load(path, env=env, device=device, custom_objects=custom_objects,
+                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        model._check_target_entropy()
+        return model
 
     def _auto_target_entropy(self) -> float:
         assert isinstance(self.action_space, spaces.Discrete)
         return epsilon_greedy_entropy(int(self.action_space.n))
+
+    def _set_learnt(self, learnt: bool) -> None:
+        super()._set_learnt(learnt)
+        if self.alpha_update == "newton":
+            self.alpha_optimizer = None  # the Newton step needs no optimiser
+            self.policy.log_alpha.requires_grad_(False)
+
+    def _update_alpha(self, energies: Tensor, entropy: Tensor) -> Tensor:
+        """Move a learnt α after a gradient step; returns the dual's loss ``()`` (0 for a fixed α)."""
+        if not self._alpha_learnt:
+            return torch.zeros((), device=entropy.device)
+        if self.alpha_update == "adam":
+            return self._temperature_step(entropy)
+        assert isinstance(self.target_entropy, float), "target_entropy is resolved in _setup_temperature"
+        with torch.no_grad():
+            loss = self.policy.log_alpha * (entropy.mean() - self.target_entropy)
+            self.policy.log_alpha.copy_(
+                self.policy.boltzmann.log_alpha_newton_step(
+                    energies, log_alpha=self.policy.log_alpha, target_entropy=self.target_entropy
+                )
+            )
+        return loss
 
     def set_random_seed(self, seed: int | None = None) -> None:
         """Seed SB3's generators and, once the policy exists, the policy's sampling generator."""
@@ -223,7 +280,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
             self.policy.optimizer.step()
 
             entropy = boltzmann.entropy(e.detach(), alpha=alpha)  # (B,), exact
-            alpha_loss = self._temperature_step(entropy)
+            alpha_loss = self._update_alpha(e.detach(), entropy)
             stats.append(torch.stack([loss.detach(), entropy.mean(), next_v.mean(), alpha, alpha_loss]))
 
         values = torch.stack(stats).tolist()  # the one host synchronisation of these gradient steps
@@ -236,7 +293,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         self.logger.record("train/entropy", cols[1])
         self.logger.record("train/soft_value", cols[2])
         self.logger.record("train/alpha", cols[3])
-        if self.alpha_optimizer is not None:
+        if self._alpha_learnt:
             self.logger.record("train/alpha_loss", cols[4])
             self.logger.record("train/target_entropy", self.target_entropy)
 

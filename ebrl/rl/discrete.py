@@ -83,6 +83,52 @@ class DiscreteBoltzmannPolicy:
         log_p = self.log_probs(energies, alpha=alpha)  # (B, K)
         return -(log_p.exp() * log_p).sum(dim=1)
 
+    def log_alpha_newton_step(
+        self,
+        energies: Tensor,
+        *,
+        log_alpha: Tensor,
+        target_entropy: float,
+        max_step: float = 0.5,
+    ) -> Tensor:
+        """One Newton step on log α towards the α whose mean entropy over the batch is ``target_entropy``.
+
+        The mean entropy H̄(u) = mean_b H(π_α(·|s_b)) with u = log α increases with u, and its derivative is
+        exact: dH/du = Var_π(E/α), the variance of the scaled energies under π. The step
+        u ← u - (H̄(u) - target) / mean_b Var_π(E/α) is clipped to ±``max_step`` (a factor e^0.5 by default),
+        which also handles the flat ends (a uniform or a deterministic policy, where the variance vanishes).
+
+        The result depends on the energies only through E/α, so scaling E and α together changes nothing
+        (scale invariance), and it needs no learning rate. No host synchronisation.
+
+        Args:
+            energies: ``(B, K)``, treated as constants.
+            log_alpha: ``()``, the current log α.
+            target_entropy: the target mean entropy in nats, in (0, log K).
+            max_step: the largest change of log α in one step, > 0.
+
+        Returns:
+            The new log α, ``()``, detached.
+        """
+        check_positive("max_step", max_step)
+        log_k = math.log(energies.shape[-1]) if energies.dim() == 2 else math.nan
+        if not (0.0 < float(target_entropy) < log_k):
+            raise ValueError(
+                f"target_entropy must lie in (0, log K) = (0, {log_k:.4g}) nats for K = {energies.shape[-1]} "
+                f"actions, got {target_entropy!r}"
+            )
+        u = log_alpha.detach().reshape(())
+        log_p = self.log_probs(energies.detach(), alpha=u.exp())  # (B, K)
+        p = log_p.exp()
+        scaled = torch.where(p > 0, energies.detach() / u.exp(), torch.zeros_like(log_p))  # E/α, masked → 0
+        mean = (p * scaled).sum(dim=1, keepdim=True)  # (B, 1)
+        var = (p * (scaled - mean).square()).sum(dim=1)  # (B,)  dH/du per state
+        entropy = -(p * torch.where(p > 0, log_p, torch.zeros_like(log_p))).sum(dim=1)  # (B,)
+        gap = entropy.mean() - target_entropy
+        slope = var.mean().clamp_min(torch.finfo(var.dtype).tiny)
+        step = (gap / slope).clamp(-max_step, max_step)
+        return (u - step).detach()
+
     def soft_value(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """V(s) = α logsumexp(-E/α) = α logsumexp(Q/α), exactly, ``(B,)``."""
         return alpha * torch.logsumexp(self.logits(energies, alpha=alpha), dim=1)
