@@ -93,8 +93,13 @@ TUNING_SEEDS: tuple[int, ...] = tuple(range(18))
 """Seeds seen before the configuration was fixed: 0-2 (the first reported runs), 3-11 (SoftDQN's tuning
 sweep, ``results/classic_discrete_softdqn_tuning/``) and 12-17 (more seeds). Their tables are history."""
 
-HELD_OUT_SEEDS: tuple[int, ...] = (100, 101, 102, 103, 104)
-"""Fresh seeds, declared before any run on them; the reported figures come from these alone."""
+HELD_OUT_SEEDS: tuple[int, ...] = (105, 106, 107, 108, 109)
+"""Fresh seeds, declared before any run on them; the reported figures come from these alone. They were declared
+when SoftDQN's learnt α moved from SAC's Adam dual (from α = 1) to the Newton step on log α (``alpha_update``);
+the held-out seeds of the Adam configuration, 100-104, and their table are in ``PREVIOUS_HELD_OUT``."""
+
+PREVIOUS_HELD_OUT: tuple[tuple[int, ...], str] = ((100, 101, 102, 103, 104), "classic_discrete_adam_alpha")
+"""The previous default's held-out seeds and its results folder (a held-out result for that configuration)."""
 
 FINAL_WINDOW = 0.1
 """The final score of a run is the mean of its evaluations in the last ``FINAL_WINDOW`` of training."""
@@ -113,6 +118,9 @@ class Args:
     )
     softdqn_lr_decay: bool = field(
         default=True, metadata={"help": "SoftDQN: learning rate falls linearly from rl-zoo3's value to 0"}
+    )
+    softdqn_alpha_update: str = field(
+        default="newton", metadata={"help": "SoftDQN: how a learnt alpha moves, 'newton' (default) or 'adam'"}
     )
     softdqn_double_q: bool = field(
         default=True, metadata={"help": "SoftDQN: soft double Q-learning target (online policy, target values)"}
@@ -141,7 +149,8 @@ def make_agent(algo: str, env_id: str, seed: int, args: Args) -> DQN | SoftDQN:
         return DQN("MlpPolicy", env, seed=seed, **hp)
     hp = {k: v for k, v in hp.items() if k not in EPSILON_KEYS}
     alpha = softdqn_alpha(args, env_id)
-    return SoftDQN("MlpPolicy", env, alpha=alpha, double_q=args.softdqn_double_q, seed=seed, **hp)
+    return SoftDQN("MlpPolicy", env, alpha=alpha, alpha_update=args.softdqn_alpha_update,
+                   double_q=args.softdqn_double_q, seed=seed, **hp)
 
 
 def softdqn_alpha(args: Args, env_id: str) -> float | str:
