@@ -49,6 +49,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+import yaml
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -68,19 +69,23 @@ from experiments._common import (
 )
 from experiments.stats import bootstrap_ci, mean, paired_difference_ci, verdict
 
-ZOO: dict[str, dict[str, Any]] = {
-    "CartPole-v1": dict(
-        n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000,
-        gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-        exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]),
-    ),
-    "Acrobot-v1": dict(
-        n_timesteps=100_000, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
-        gamma=0.99, target_update_interval=250, train_freq=4, gradient_steps=-1, exploration_fraction=0.12,
-        exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256]),
-    ),
-}
-"""rl-zoo3's DQN hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/dqn.yml, commit ce95481)."""
+HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
+
+
+def _zoo() -> dict[str, dict[str, Any]]:
+    """rl-zoo3's DQN entries from ``hyperparams/dqn.yml``, with the policy name dropped (both agents use MlpPolicy)."""
+    entries = yaml.safe_load((HYPERPARAMS / "dqn.yml").read_text())
+    out = {}
+    for env_id, entry in entries.items():
+        entry = {k: v for k, v in entry.items() if k != "policy"}
+        entry["n_timesteps"] = int(entry["n_timesteps"])
+        out[env_id] = entry
+    return out
+
+
+ZOO: dict[str, dict[str, Any]] = _zoo()
+"""rl-zoo3's DQN hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/dqn.yml, commit ce95481), read from this
+repository's ``hyperparams/dqn.yml``; SoftDQN's, derived from them, are in ``hyperparams/softdqn.yml``."""
 
 SOFTDQN_ALPHA: dict[str, float | str] = {"CartPole-v1": "auto", "Acrobot-v1": "auto"}
 """SoftDQN's temperature per environment, used unless ``--softdqn-alpha`` is given: learnt (``"auto"``, towards

@@ -106,8 +106,27 @@ def test_pendulum_reads_its_hyperparameters_from_the_yaml_and_its_committed_conf
     assert pendulum.make_agent("SAC", 0, args).learning_rate == sac["learning_rate"]
 
 
+def test_dqn_yaml_is_rl_zoo3s_own_and_is_what_classic_discrete_trains():
+    """hyperparams/dqn.yml holds rl-zoo3's DQN entries, and experiments.classic_discrete reads its baseline there."""
+    import rl_zoo3
+
+    from experiments import classic_discrete as cd
+
+    ours = yaml.safe_load((HYPERPARAMS / "dqn.yml").read_text())
+    theirs = yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / "dqn.yml").read_text())
+    for env_id, entry in ours.items():
+        entry = dict(entry)
+        # rl-zoo3 writes policy_kwargs as Python source; ours is the same mapping in YAML
+        assert theirs[env_id]["policy_kwargs"] == f"dict(net_arch={entry.pop('policy_kwargs')['net_arch']})"
+        assert entry == {k: v for k, v in theirs[env_id].items() if k != "policy_kwargs"}
+        assert cd.ZOO[env_id] == {k: v for k, v in ours[env_id].items() if k != "policy"} | {
+            "n_timesteps": int(ours[env_id]["n_timesteps"])}
+        model = cd.make_agent("DQN", env_id, 0, cd.Args())
+        assert model.exploration_final_eps == entry["exploration_final_eps"] and model.batch_size == entry["batch_size"]
+
+
 def test_softdqn_yaml_is_classic_discretes_softdqn_configuration():
-    """hyperparams/softdqn.yml holds what experiments.classic_discrete gives SoftDQN (that script keeps constants)."""
+    """hyperparams/softdqn.yml holds what experiments.classic_discrete gives SoftDQN (derived from dqn.yml)."""
     from experiments import classic_discrete as cd
 
     entries = yaml.safe_load((HYPERPARAMS / "softdqn.yml").read_text())
