@@ -119,6 +119,35 @@ def pendulum(root: Path) -> Headline:
     )
 
 
+def mujoco(env_id: str) -> Callable[[Path], Headline]:
+    """The headline of one MuJoCo environment: SoftQ against SAC (rl-zoo3's hyperparameters), held-out seeds."""
+
+    def make(root: Path) -> Headline:
+        from experiments.mujoco import HELD_OUT_SEEDS, SOFTQ_CONFIG
+
+        table = [r for r in rows(root / "mujoco/mujoco.csv", env=env_id) if int(r["seed"]) in HELD_OUT_SEEDS]
+        softq = by_seed([r for r in table if r["algo"] == "SoftQ"], "final_return")
+        sac = by_seed([r for r in table if r["algo"] == "SAC"], "final_return")
+        seeds, diff = paired(softq, sac)
+        wall_q = by_seed([r for r in table if r["algo"] == "SoftQ"], "train_wall_s")
+        wall_s = by_seed([r for r in table if r["algo"] == "SAC"], "train_wall_s")
+        ratio = sum(wall_q[s] for s in seeds) / sum(wall_s[s] for s in seeds)
+        what = f"{len(seeds)} of {len(HELD_OUT_SEEDS)} held-out seeds" if len(seeds) < len(HELD_OUT_SEEDS) \
+            else f"{len(seeds)} held-out seeds"
+        def show(values: dict[int, float]) -> str:  # one seed has no interval
+            return ci([values[s] for s in seeds]) if len(seeds) > 1 else fmt(round(values[seeds[0]]))
+
+        text = verdict(diff) if len(seeds) > 1 else f"one seed: difference {fmt(round(diff.point))}"
+        return Headline(
+            f"{env_id}: mean final return at 50,000 steps, {what}", "docs/algorithms/softq.md",
+            f"SoftQ (sampler={SOFTQ_CONFIG['sampler']!r}) {show(softq)}", f"SAC (rl-zoo3) {show(sac)}",
+            pending(text, len(seeds), len(HELD_OUT_SEEDS), False) + f"; SoftQ trains {ratio:.2f}x SAC's wall-clock",
+        )
+
+    make.__name__ = f"mujoco_{env_id.split('-')[0].lower()}"
+    return make
+
+
 def latency(root: Path) -> Headline:
     table = rows(root / "bench_policy/bench_policy.csv")
 
@@ -322,7 +351,8 @@ def generation(root: Path) -> Headline:
 
 
 HEADLINES: tuple[Callable[[Path], Headline], ...] = (
-    multigoal, pendulum, latency, cartpole, ibc, priors, rbm, anomaly, denoising, generation,
+    multigoal, pendulum, mujoco("HalfCheetah-v5"), mujoco("Hopper-v5"), latency, cartpole,
+    ibc, priors, rbm, anomaly, denoising, generation,
 )
 """The README's rows, in order."""
 
