@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar, TypeVar
 
@@ -216,7 +217,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         with torch.no_grad():
             loss = self.policy.log_alpha * (entropy.mean() - self.target_entropy)
             self.policy.log_alpha.copy_(
-                self.policy.boltzmann.log_alpha_newton_step(
+                dataclasses.replace(self.policy.boltzmann, validate=False).log_alpha_newton_step(
                     energies, log_alpha=self.policy.log_alpha, target_entropy=self.target_entropy
                 )
             )
@@ -253,7 +254,8 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         optimizers = [self.policy.optimizer] + ([self.alpha_optimizer] if self.alpha_optimizer is not None else [])
         self._update_learning_rate(optimizers)
-        boltzmann = self.policy.boltzmann
+        # unchecked: a NaN energy makes the loss NaN, which the one host read after these steps catches
+        boltzmann = dataclasses.replace(self.policy.boltzmann, validate=False)
 
         stats = []
         for _ in range(gradient_steps):

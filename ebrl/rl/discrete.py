@@ -64,11 +64,25 @@ class DiscreteBoltzmannPolicy:
         v = pi.soft_value(e, alpha=0.1)                 # (B,)
 
     α → 0 gives the greedy policy, large α the uniform one.
+
+    Args:
+        validate: check every ``energies`` argument (no NaN or -inf, a finite entry per row), which reads one
+            value on the host per call. A training loop that checks its loss once per step anyway (a NaN
+            energy makes the loss NaN) passes ``validate=False`` to keep to that one host synchronisation.
     """
+
+    validate: bool = True
+
+    def _energies(self, energies: Tensor) -> Tensor:
+        if self.validate:
+            return _check_energies(energies)
+        if energies.dim() != 2:
+            raise ValueError(f"energies must have shape (B, K), got {tuple(energies.shape)}")
+        return energies
 
     def logits(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """Unnormalised log-probabilities -E/α, ``(B, K)``."""
-        return -_check_energies(energies) / _check_alpha(alpha)
+        return -self._energies(energies) / _check_alpha(alpha)
 
     def log_probs(self, energies: Tensor, *, alpha: float | Tensor) -> Tensor:
         """log π(a|s), ``(B, K)``."""
@@ -141,7 +155,7 @@ class DiscreteBoltzmannPolicy:
         other π' (the soft value is the maximum over policies). Soft double Q-learning uses it with the
         online network choosing π' and the target network giving Q, which curbs overestimation.
         """
-        energies = _check_energies(energies)
+        energies = self._energies(energies)
         log_p = self.log_probs(policy_energies, alpha=alpha)  # (B, K); checks policy_energies
         if log_p.shape != energies.shape:
             raise ValueError(
@@ -152,7 +166,7 @@ class DiscreteBoltzmannPolicy:
 
     def mode(self, energies: Tensor) -> Tensor:
         """The most probable (lowest-energy) action, ``(B,)`` int64."""
-        return _check_energies(energies).argmin(dim=1)
+        return self._energies(energies).argmin(dim=1)
 
     def sample(
         self, energies: Tensor, *, alpha: float | Tensor, generator: torch.Generator | None = None
