@@ -14,10 +14,12 @@ Each task is run here for the SB3 baseline and for ebrl's agent with the same ar
 discrete tasks, SoftQ for the Box one); every other hyperparameter is the agent's default (a learnt α). The
 returns are SB3's ``evaluate_policy`` over 20 deterministic episodes, as in SB3's tests. DQN's own
 ``exploration_final_eps=0.02`` in the HER test is DQN-only and is not passed to SoftDQN. There is no tuning: the
-configuration is SB3's, fixed before any run. Protocol: seeds 0-2 (``TUNING_SEEDS``) were seen before SoftDQN's
-learnt α moved from SAC's Adam dual to the Newton step (``SoftDQN(alpha_update=...)``), a change made after
-SoftDQN failed bit flipping on them, so the reported seeds are fresh ones, ``HELD_OUT_SEEDS`` (3-5), declared
-in that commit before any run on them; the earlier table is in ``results/identity_history/``.
+configuration is SB3's, fixed before any run. Protocol: seeds 0-2 were seen before SoftDQN's learnt α moved
+from SAC's Adam dual to a Newton step (``SoftDQN(alpha_update=...)``), a change made after SoftDQN failed bit
+flipping on them; seeds 3-5 were seen with an instant Newton step (``alpha_max_step=0.5``), which then failed
+IdentityEnv on SB3's seed 1, and the default step (0.01) was chosen on seeds 0-2. Those are ``TUNING_SEEDS``.
+The reported seeds are fresh ones, ``HELD_OUT_SEEDS`` (6-8), declared in a commit before any run on them; the
+earlier tables are in ``results/identity_history/``.
 
 Writes ``results/identity/``: ``identity.csv`` and ``identity.md`` (one row per task, algorithm and seed, then per
 task and algorithm the seeds passed and the mean score with a 95% bootstrap interval). For bit flipping it also
@@ -57,11 +59,11 @@ TASKS = {
 ALGOS: dict[str, Any] = {"DQN": DQN, "SAC": SAC, "SoftDQN": SoftDQN, "SoftQ": SoftQ}
 
 
-TUNING_SEEDS: tuple[int, ...] = (0, 1, 2)
-"""Seeds seen before SoftDQN's default temperature update changed (``results/identity_history/``)."""
+TUNING_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+"""Seeds seen while SoftDQN's default temperature update changed (``results/identity_history/``)."""
 
-HELD_OUT_SEEDS: tuple[int, ...] = (3, 4, 5)
-"""Fresh seeds, declared before any run on them with the Newton temperature update."""
+HELD_OUT_SEEDS: tuple[int, ...] = (6, 7, 8)
+"""Fresh seeds, declared before any run on them with the Newton temperature update at its default step."""
 
 
 @dataclass
@@ -79,6 +81,9 @@ class Args:
     )
     softdqn_alpha_update: str = field(
         default="newton", metadata={"help": "SoftDQN: how a learnt alpha moves, 'newton' (its default) or 'adam'"}
+    )
+    softdqn_alpha_max_step: float = field(
+        default=0.01, metadata={"help": "SoftDQN: the largest change of log alpha per update (its default 0.01)"}
     )
     quick: bool = field(default=False, metadata={"help": "smoke run: one seed, a tenth of each budget"})
 
@@ -99,7 +104,8 @@ def run(task: str, algo: str, seed: int, args: Args) -> dict[str, Any]:
     start = time.perf_counter()
     if task == "IdentityEnv(4)":
         env = DummyVecEnv([lambda: IdentityEnv(4)])
-        soft = dict(alpha=alpha_arg(args.softdqn_alpha), alpha_update=args.softdqn_alpha_update) \
+        soft = dict(alpha=alpha_arg(args.softdqn_alpha), alpha_update=args.softdqn_alpha_update,
+                 alpha_max_step=args.softdqn_alpha_max_step) \
             if cls is SoftDQN else {}
         model = cls("MlpPolicy", env, gamma=0.4, seed=seed, learning_starts=0, **soft).learn(steps)
         score = float(evaluate_policy(model, env, n_eval_episodes=args.n_eval_episodes)[0])
@@ -110,7 +116,8 @@ def run(task: str, algo: str, seed: int, args: Args) -> dict[str, Any]:
     else:
         venv = make_vec_env(lambda: BitFlippingEnv(n_bits=10, continuous=False), n_envs=2)
         extra = dict(exploration_final_eps=0.02) if cls is DQN else \
-            dict(alpha=alpha_arg(args.softdqn_alpha), alpha_update=args.softdqn_alpha_update)
+            dict(alpha=alpha_arg(args.softdqn_alpha), alpha_update=args.softdqn_alpha_update,
+                 alpha_max_step=args.softdqn_alpha_max_step)
         model = cls(
             "MultiInputPolicy", venv, replay_buffer_class=HerReplayBuffer,
             replay_buffer_kwargs=dict(n_sampled_goal=5, goal_selection_strategy="future"),
@@ -169,11 +176,15 @@ def main(args: Args) -> list[dict[str, Any]]:
     unknown = sorted(set(args.tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; expected some of {list(TASKS)}")
-    default_alpha = args.softdqn_alpha == "auto" and args.softdqn_alpha_update == "newton"
-    probe = f"{args.softdqn_alpha}" + ("" if args.softdqn_alpha_update == "newton" else f"_{args.softdqn_alpha_update}")
+    update = args.softdqn_alpha_update
+    if update == "newton":
+        update += f"{args.softdqn_alpha_max_step:g}"
+    default_alpha = args.softdqn_alpha == "auto" and update == "newton0.01"
+    probe = f"{args.softdqn_alpha}" + ("" if update == "newton0.01" else f"_{update}")
     out_dir = results_dir("identity" if default_alpha else f"identity_softdqn_alpha_{probe}")
-    digest = config_digest(args, exclude=("seeds", "tasks", "quick", "softdqn_alpha", "softdqn_alpha_update"))
-    digest += "-newton"  # SoftDQN's default temperature update since the held-out seeds 3-5
+    digest = config_digest(args, exclude=("seeds", "tasks", "quick", "softdqn_alpha", "softdqn_alpha_update",
+                                          "softdqn_alpha_max_step"))
+    digest += f"-{update}"  # SoftDQN's temperature update
     if not default_alpha:
         digest += f"-alpha-{probe}"
     path = out_dir / "identity.csv"

@@ -111,11 +111,26 @@ def test_softdqn_refuses_an_unknown_alpha_update_and_an_unreachable_target_entro
 def test_softdqn_newton_alpha_meets_the_target_entropy_at_dqns_learning_rate_from_any_start(start, tmp_path):
     # at DQN's learning rate (1e-4) SAC's dual could move log α by only ~0.1 in these 1,000 updates; the Newton
     # step needs no learning rate, so α meets the target whatever its start (α from 1e-3 to 1e3: 14 e-folds)
-    model = make(SoftDQN, alpha=start, learning_rate=1e-4, train_freq=1)
+    model = make(SoftDQN, alpha=start, alpha_max_step=0.5, learning_rate=1e-4, train_freq=1)
     rows = logged(model, tmp_path, 1_050)
     target = model.target_entropy
     tail = [r["train/entropy"] for r in rows if r["time/total_timesteps"] > 550]  # the last half of the updates
     assert abs(np.mean(tail) - target) <= 0.1 * target, (np.mean(tail), target)
+
+
+def test_softdqn_default_newton_alpha_moves_at_most_alpha_max_step_per_update_and_reaches_its_target(tmp_path):
+    model = make(SoftDQN, learning_rate=1e-4, train_freq=1)  # α from 1, at most 0.01 in log α per update
+    assert model.alpha_max_step == 0.01 and model.alpha_optimizer is None
+    rows = logged(model, tmp_path, 1_050)
+    log_alpha = np.log([r["train/alpha"] for r in rows])  # one row per episode
+    updates = np.array([r["train/n_updates"] for r in rows])
+    assert np.all(np.abs(np.diff(log_alpha)) <= 0.01 * np.diff(updates) * (1 + 1e-4))
+    assert log_alpha[0] > log_alpha[-1] + 1  # it did move (α falls towards the target on CartPole)
+    target = model.target_entropy
+    tail = [r["train/entropy"] for r in rows if r["time/total_timesteps"] > 800]
+    assert abs(np.mean(tail) - target) <= 0.1 * target, (np.mean(tail), target)
+    with pytest.raises(ValueError, match="alpha_max_step must be a finite float > 0"):
+        make(SoftDQN, alpha_max_step=0.0)
 
 
 def test_softdqn_adam_alpha_moves_about_one_learning_rate_per_update(tmp_path):

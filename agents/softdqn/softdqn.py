@@ -67,11 +67,15 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         target_entropy: H̄ in nats for a learnt α; ``"auto"`` = the entropy of ε-greedy with ε = 0.05
             over the K actions (``epsilon_greedy_entropy``).
         alpha_update: how a learnt α moves. ``"newton"`` (default): after each gradient step, one Newton step
-            on log α (clipped to ±0.5) towards the α at which the batch's exact mean entropy equals H̄
-            (``DiscreteBoltzmannPolicy.log_alpha_newton_step``). It has no learning rate and is invariant to
-            the reward scale: α reaches H̄ within a few steps from any start. ``"adam"``: SAC's dual, Adam on
-            log α · (H - H̄) at the policy's learning rate; α then moves by about the learning rate per step, so
-            with DQN's 1e-4 it can take tens of thousands of steps to leave its start.
+            on log α, clipped to ±``alpha_max_step``, towards the α at which the batch's exact mean entropy
+            equals H̄ (``DiscreteBoltzmannPolicy.log_alpha_newton_step``). It is invariant to the reward scale
+            and stops at the target without oscillating. ``"adam"``: SAC's dual, Adam on log α · (H - H̄) at the
+            policy's learning rate; α then moves by about the learning rate per step, so with DQN's 1e-4 it can
+            take tens of thousands of steps to leave its start.
+        alpha_max_step: the largest change of log α in one gradient step with ``alpha_update="newton"``. The
+            default 0.01 takes α from 1 to 0.01 or to 100 in about 460 steps: early training keeps exploring
+            while α falls, as DQN's ε falls. An instant jump (0.5) makes the policy as greedy as its target
+            from the first step, which left SB3's IdentityEnv unsolved on one of three tuning seeds.
         max_grad_norm: clip the gradient norm to this value.
         double_q: soft double Q-learning. The target's next-state value becomes the
             entropy-regularised value Σ_a π(a|s') Q_target(s', a) + α H(π) of the *online* network's
@@ -112,6 +116,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         alpha: float | str = "auto",
         target_entropy: float | str = "auto",
         alpha_update: str = "newton",
+        alpha_max_step: float = 0.01,
         max_grad_norm: float = 10.0,
         double_q: bool = False,
         value_prior: StatePrior | None = None,
@@ -126,6 +131,13 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         if alpha_update not in ALPHA_UPDATES:
             raise ValueError(f"alpha_update must be one of {ALPHA_UPDATES}, got {alpha_update!r}")
         self.alpha_update = alpha_update
+        if isinstance(alpha_max_step, bool) or not isinstance(alpha_max_step, (int, float)) or not (
+            math.isfinite(alpha_max_step) and alpha_max_step > 0
+        ):
+            raise ValueError(
+                f"alpha_max_step must be a finite float > 0 (a change of log alpha), got {alpha_max_step!r}"
+            )
+        self.alpha_max_step = float(alpha_max_step)
         self._init_temperature(alpha, target_entropy)
         if not isinstance(double_q, bool):
             raise TypeError(f"double_q must be a bool, got {type(double_q).__name__}")
@@ -218,7 +230,8 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
             loss = self.policy.log_alpha * (entropy.mean() - self.target_entropy)
             self.policy.log_alpha.copy_(
                 dataclasses.replace(self.policy.boltzmann, validate=False).log_alpha_newton_step(
-                    energies, log_alpha=self.policy.log_alpha, target_entropy=self.target_entropy
+                    energies, log_alpha=self.policy.log_alpha, target_entropy=self.target_entropy,
+                    max_step=self.alpha_max_step,
                 )
             )
         return loss
