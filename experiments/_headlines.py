@@ -104,14 +104,20 @@ def multigoal(root: Path) -> Headline:
     )
 
 
-def pendulum(root: Path) -> Headline:
-    table = rows(root / "auto_alpha/pendulum/pendulum.csv")
+def softq_against_sac(table: list[dict[str, str]], seconds: str) -> tuple[
+        dict[int, float], dict[int, float], list[int], Interval, float]:
+    """SoftQ's and SAC's final returns by seed, the seeds both ran, the paired difference SoftQ - SAC and the
+    ratio of their total training ``seconds`` column over those seeds."""
     softq = by_seed([r for r in table if r["algo"] == "SoftQ"], "final_return")
     sac = by_seed([r for r in table if r["algo"] == "SAC"], "final_return")
     seeds, diff = paired(softq, sac)
-    time_q = by_seed([r for r in table if r["algo"] == "SoftQ"], "train_seconds")
-    time_s = by_seed([r for r in table if r["algo"] == "SAC"], "train_seconds")
-    ratio = sum(time_q[s] for s in seeds) / sum(time_s[s] for s in seeds)
+    time_q = by_seed([r for r in table if r["algo"] == "SoftQ"], seconds)
+    time_s = by_seed([r for r in table if r["algo"] == "SAC"], seconds)
+    return softq, sac, seeds, diff, sum(time_q[s] for s in seeds) / sum(time_s[s] for s in seeds)
+
+
+def pendulum(root: Path) -> Headline:
+    softq, sac, seeds, diff, ratio = softq_against_sac(rows(root / "auto_alpha/pendulum/pendulum.csv"), "train_seconds")
     return Headline(
         f"Pendulum-v1: mean final return, {len(seeds)} seeds, current defaults", "docs/algorithms/softq.md",
         f"SoftQ {ci([softq[s] for s in seeds])}", f"SAC {ci([sac[s] for s in seeds])}",
@@ -126,12 +132,7 @@ def mujoco(env_id: str) -> Callable[[Path], Headline]:
         from experiments.mujoco import HELD_OUT_SEEDS, SOFTQ_CONFIG
 
         table = [r for r in rows(root / "mujoco/mujoco.csv", env=env_id) if int(r["seed"]) in HELD_OUT_SEEDS]
-        softq = by_seed([r for r in table if r["algo"] == "SoftQ"], "final_return")
-        sac = by_seed([r for r in table if r["algo"] == "SAC"], "final_return")
-        seeds, diff = paired(softq, sac)
-        wall_q = by_seed([r for r in table if r["algo"] == "SoftQ"], "train_wall_s")
-        wall_s = by_seed([r for r in table if r["algo"] == "SAC"], "train_wall_s")
-        ratio = sum(wall_q[s] for s in seeds) / sum(wall_s[s] for s in seeds)
+        softq, sac, seeds, diff, ratio = softq_against_sac(table, "train_wall_s")
         what = f"{len(seeds)} of {len(HELD_OUT_SEEDS)} held-out seeds" if len(seeds) < len(HELD_OUT_SEEDS) \
             else f"{len(seeds)} held-out seeds"
         def show(values: dict[int, float]) -> str:  # one seed has no interval
