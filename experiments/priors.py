@@ -42,6 +42,8 @@ The state-action prior (SoftQ, same settings): ``ibc_residual``'s T_a = 1/alpha_
 (first at 1,500 and 3,000 steps), ``ibc_warm_start`` at 0% on seed 100 (nothing of it is tuned, so seed 101 was not
 run) and ``none`` at 0% on both. SoftQ had not been run on the held-out seeds before, and both state-action variants
 are the issue's own (a warm start or a residual on the implicit-BC energy), so they run on ``HELD_OUT_SEEDS``.
+``value_prior`` (SoftQ with the bounded Φ of ``shaping_bounded`` under its critics) has nothing of its own to tune (Φ's
+settings were chosen above, SoftQ's are the other SoftQ arms'); it runs on ``HELD_OUT_SEEDS`` as declared in the issue.
 Runs already in the CSV with the same configuration digest are skipped (resumable).
 
 Writes ``results/priors/``: ``runs.{csv,md}`` (or ``tuning.{csv,md}``), ``curves.csv``, ``summary.md``
