@@ -172,7 +172,7 @@ def latency(root: Path) -> Headline:
     where = "CPU, one thread, quiet machine" if quiet.is_file() else "CPU"
     if fast and fast_mode:
         return Headline(
-            f"Acting latency, {lo:,} to {hi:,} states, {where}", "docs/benchmarks.md",
+            f"Acting latency, {lo:,} to {hi:,} states, {where}", "docs/algorithms/softq.md",
             f"SoftQ sampler='proposal': stochastic {span(fast)}, deterministic {span(fast_mode)}; "
             f"default sampler: stochastic {span(stochastic)}", f"SAC actor {span(sac)}",
             f"proposal {ratios(fast)} (stochastic), {ratios(fast_mode)} (deterministic); "
@@ -262,22 +262,24 @@ def ibc(root: Path) -> Headline:
 
 
 def priors(root: Path) -> Headline:
-    table = [r for algo in ("softq", "sac") for r in rows(root / f"priors_full_15000_steps_{algo}/priors/priors.csv")]
+    """SparseGoal: the final deterministic success of SoftQ with the implicit-BC residual prior against none."""
+    from experiments.priors import HELD_OUT_SEEDS
 
-    def reached(variant: str) -> dict[tuple[str, int], float]:
-        return {(r["algo"], int(r["seed"])): float(r["steps_to_first_success"] != ">15000")
-                for r in table if r["variant"] == variant}
+    table = [r for r in rows(root / "priors/runs.csv", algo="SoftQ") if int(r["seed"]) in HELD_OUT_SEEDS]
+    residual = by_seed([r for r in table if r["variant"] == "ibc_residual"], "final_success_rate")
+    none = by_seed([r for r in table if r["variant"] == "none"], "final_success_rate")
+    seeds, diff = paired(residual, none)
 
-    novelty, none = reached("novelty"), reached("none")
-    keys = sorted(set(novelty) & set(none))
-    diff = paired_difference_ci([novelty[k] for k in keys], [none[k] for k in keys])
-    final = sum(float(r["final_success_rate"]) > 0 for r in table)
+    def show(x: dict[int, float]) -> str:
+        return f"{ci([x[s] for s in seeds])} (seeds {' / '.join(fmt(x[s]) for s in seeds)})"
+
+    solved = sum(residual[s] >= 0.8 for s in seeds)
     return Headline(
-        f"Sparse goal: runs that reach the goal in 15,000 steps, {len(keys)} seeds (SoftQ and SAC)",
+        f"Sparse goal: final deterministic success after 6,000 steps, {len(seeds)} held-out seeds (SoftQ)",
         "docs/algorithms/value-priors.md",
-        f"novelty prior {sum(novelty[k] for k in keys):.0f} of {len(keys)}",
-        f"no prior {sum(none[k] for k in keys):.0f} of {len(keys)}",
-        verdict(diff) + f" (share of runs); no final policy solves it ({final:.0f} of {len(table)})",
+        f"implicit-BC state-action prior under the critic {show(residual)}", f"no prior {show(none)}",
+        pending(verdict(diff), len(seeds), len(HELD_OUT_SEEDS), False)
+        + f"; at least 80% on {solved} of {len(seeds)} seeds (the target is every seed)",
     )
 
 
