@@ -224,15 +224,23 @@ def cartpole(root: Path) -> Headline:
         what = f"{len(seeds)} fresh held-out seeds" + (
             f" of {len(declared)} (run in progress)" if len(seeds) < len(declared) else "")
         what += ", final score = mean of the last 10% of evaluations"
-        alpha = "learnt α"
+        alpha = "α learnt by a Newton step"
         if previous:
             what += "; the previous default (α learnt by Adam from 1), the current default's run is in progress"
             alpha = "α learnt by Adam"
     history = score == "final_return"
+    text = pending(verdict(diff), len(seeds), len(PREVIOUS_HELD_OUT[0] if previous else HELD_OUT_SEEDS), history)
+    before = held_out_rows(PREVIOUS_HELD_OUT[1], PREVIOUS_HELD_OUT[0]) if not previous and not history else []
+    if before:  # the previous default's held-out result, on its own seeds (not paired with these)
+        old_soft = {int(r["seed"]): float(r[score]) for r in before if r["algo"] == "SoftDQN"}
+        old_dqn = {int(r["seed"]): float(r[score]) for r in before if r["algo"] == "DQN"}
+        old_seeds, old_diff = paired(old_soft, old_dqn)
+        old_solved = sum(r["solved_at_end"] == "True" for r in before if r["algo"] == "SoftDQN")
+        text += (f"; the previous default (α learnt by Adam from 1) on its own held-out seeds "
+                 f"{old_seeds[0]}-{old_seeds[-1]}: SoftDQN solved {old_solved} of {len(old_seeds)}, "
+                 f"{verdict(old_diff)}")
     return Headline(f"CartPole-v1: {what}", "docs/algorithms/softdqn.md", f"SoftDQN ({alpha}) {show(soft)}",
-                    f"DQN {show(dqn)}",
-                    pending(verdict(diff), len(seeds), len(PREVIOUS_HELD_OUT[0] if previous else HELD_OUT_SEEDS),
-                            history))
+                    f"DQN {show(dqn)}", text)
 
 
 def ibc(root: Path) -> Headline:
