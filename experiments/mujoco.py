@@ -12,8 +12,9 @@ evicts one either, so sampling is the same, and the checkpoints stay small.
 
 **SoftQ** shares SAC's settings (``SHARED``: learning rate, buffer, batch, tau, gamma,
 ``learning_starts``, train frequency and gradient steps) and takes its own from ``SOFTQ_CONFIG``:
-the one configuration reported, fixed on the tuning seeds (``TUNING_SEEDS``, ``--split tuning``,
-written to ``results/mujoco_tuning/``) before any run on the held-out seeds (``HELD_OUT_SEEDS``).
+the one configuration reported, fixed before any run on the held-out seeds (``HELD_OUT_SEEDS``). It was
+chosen a priori, not on returns: the tuning seeds (``TUNING_SEEDS``, ``--split tuning``, written to
+``results/mujoco_tuning/``) are declared for a future choice, and no tuning run has been made.
 
 **Side by side.** The two agents of an (environment, seed) train in one process, alternating
 ``chunk``-step ``learn`` calls in ABBA order, so a change in the machine's load falls on both alike;
