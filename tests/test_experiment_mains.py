@@ -34,6 +34,7 @@ TINY: dict[str, dict[str, object]] = {
     "rbm_digits": {"sizes": (8,), "epochs": 1, "tuned_chains": 10, "ais_chains": 10, "ais_temperatures": 50,
                    "ais_timing_temperatures": 50, "large_samples": 200, "large_hidden": 8, "large_epochs": 1},
     "priors": {"total_timesteps": 60, "n_demos": 2, "prior_epochs": 1, "n_eval_episodes": 1},
+    "softdqn_alpha_update": {"quick": True},
 }
 """Per script: settings beyond its ``QUICK`` ones (fields a script does not have are skipped)."""
 
