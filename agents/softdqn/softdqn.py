@@ -193,8 +193,10 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
 
     def _check_target_entropy(self) -> None:
         """A discrete policy's entropy lies in [0, log K]: a learnt α needs a target strictly inside."""
-        n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
-        if self._alpha_learnt and not (0.0 < float(self.target_entropy) < math.log(n_actions)):  # type: ignore[arg-type]
+        assert isinstance(self.action_space, spaces.Discrete)
+        n_actions = int(self.action_space.n)
+        target = self.target_entropy  # resolved to a float in _setup_temperature
+        if self._alpha_learnt and not (isinstance(target, float) and 0.0 < target < math.log(n_actions)):
             raise ValueError(
                 f"target_entropy must lie in (0, log K) = (0, {math.log(n_actions):.4g}) nats for a learnt alpha "
                 f"over K = {n_actions} actions, got {self.target_entropy!r}"
