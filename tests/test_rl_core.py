@@ -164,3 +164,22 @@ def test_action_box_rejects_empty_or_inverted_or_mismatched_bounds():
         ActionBox((), ())
 
 
+
+
+def test_newton_step_on_log_alpha_is_scale_free_and_meets_the_target_entropy():
+    pi = DiscreteBoltzmannPolicy()
+    energies = 5.0 * torch.randn(64, 10, generator=torch.Generator().manual_seed(0))
+    target = 0.3
+    for start in (-7.0, 0.0, 7.0):  # α from e^-7 to e^7
+        steps = {}
+        for scale in (1e-3, 1.0, 1e3):
+            u = torch.tensor(start + math.log(scale))
+            first = pi.log_alpha_newton_step(energies * scale, log_alpha=u, target_entropy=target) - math.log(scale)
+            for _ in range(40):  # at most 14 clipped steps of 0.5, then Newton
+                u = pi.log_alpha_newton_step(energies * scale, log_alpha=u, target_entropy=target)
+            steps[scale] = float(first)
+            assert abs(float(pi.entropy(energies * scale, alpha=u.exp()).mean()) - target) < 1e-4
+        # scaling E and α together changes nothing (up to float32 rounding of log α)
+        assert max(steps.values()) - min(steps.values()) < 1e-4, steps
+    with pytest.raises(ValueError, match=r"target_entropy must lie in \(0, log K\)"):
+        pi.log_alpha_newton_step(energies, log_alpha=torch.tensor(0.0), target_entropy=math.log(10))

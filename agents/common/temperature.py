@@ -75,6 +75,9 @@ class LearntTemperature:
         """The default target entropy H̄ of this algorithm (nats)."""
         raise NotImplementedError
 
+    def _check_target_entropy(self) -> None:
+        """Refuse a resolved ``target_entropy`` this algorithm cannot reach (none by default)."""
+
     def _setup_temperature(self) -> None:
         """After the policy exists: set log α and, for a learnt α, its optimiser; resolve ``"auto"``."""
         if self.target_entropy == "auto":
@@ -82,6 +85,7 @@ class LearntTemperature:
         with torch.no_grad():
             self.policy.log_alpha.fill_(math.log(self._alpha_init))
         self._set_learnt(self._alpha_learnt)
+        self._check_target_entropy()
 
     def _set_learnt(self, learnt: bool) -> None:
         self._alpha_learnt = learnt
@@ -146,4 +150,5 @@ class LearntTemperature:
             model.target_entropy = model._auto_target_entropy() if target == "auto" else target
         if "alpha" in override:
             model.alpha = override["alpha"]
+        model._check_target_entropy()
         return model

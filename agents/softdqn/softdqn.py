@@ -20,6 +20,7 @@ from torch import Tensor
 from agents.common import LearntTemperature, check_action_space, check_finite_loss, check_finite_transition
 from agents.sb3_checks import check_env
 from agents.softdqn.policies import ActionEnergyNet, CnnPolicy, MlpPolicy, MultiInputPolicy, SoftDQNPolicy
+from ebrl.rl.discrete import DiscreteBoltzmannPolicy
 from ebrl.rl.priors import StatePrior
 
 SelfSoftDQN = TypeVar("SelfSoftDQN", bound="SoftDQN")
@@ -189,7 +190,6 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         self.batch_norm_stats_target = get_parameters_by_name(self.energy_net_target, ["running_"])
         self.policy.rng.reseed(self.seed)
         self._setup_temperature()
-        self._check_target_entropy()
 
     def _check_target_entropy(self) -> None:
         """A discrete policy's entropy lies in [0, log K]: a learnt α needs a target strictly inside."""
@@ -202,15 +202,6 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
                 f"over K = {n_actions} actions, got {self.target_entropy!r}"
             )
 
-    @classmethod
-    def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False, force_reset=True,
-             **kwargs):
-        """SB3's ``load`` with ``alpha=`` and ``target_entropy=`` overrides applied (and checked) after loading."""
-        model = super().load(path, env=env, device=device, custom_objects=custom_objects,
-                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
-        model._check_target_entropy()
-        return model
-
     def _auto_target_entropy(self) -> float:
         assert isinstance(self.action_space, spaces.Discrete)
         return epsilon_greedy_entropy(int(self.action_space.n))
@@ -221,7 +212,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
             self.alpha_optimizer = None  # the Newton step needs no optimiser
             self.policy.log_alpha.requires_grad_(False)
 
-    def _update_alpha(self, energies: Tensor, entropy: Tensor) -> Tensor:
+    def _update_alpha(self, boltzmann: DiscreteBoltzmannPolicy, energies: Tensor, entropy: Tensor) -> Tensor:
         """Move a learnt α after a gradient step; returns the dual's loss ``()`` (0 for a fixed α)."""
         if not self._alpha_learnt:
             return torch.zeros((), device=entropy.device)
@@ -231,7 +222,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
         with torch.no_grad():
             loss = self.policy.log_alpha * (entropy.mean() - self.target_entropy)
             self.policy.log_alpha.copy_(
-                dataclasses.replace(self.policy.boltzmann, validate=False).log_alpha_newton_step(
+                boltzmann.log_alpha_newton_step(
                     energies, log_alpha=self.policy.log_alpha, target_entropy=self.target_entropy,
                     max_step=self.alpha_max_step,
                 )
@@ -297,7 +288,7 @@ class SoftDQN(LearntTemperature, OffPolicyAlgorithm):
             self.policy.optimizer.step()
 
             entropy = boltzmann.entropy(e.detach(), alpha=alpha)  # (B,), exact
-            alpha_loss = self._update_alpha(e.detach(), entropy)
+            alpha_loss = self._update_alpha(boltzmann, e.detach(), entropy)
             stats.append(torch.stack([loss.detach(), entropy.mean(), next_v.mean(), alpha, alpha_loss]))
 
         values = torch.stack(stats).tolist()  # the one host synchronisation of these gradient steps
