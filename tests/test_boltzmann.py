@@ -395,10 +395,10 @@ def test_gibbs_cd_gradients_match_autograd_of_the_free_energy_gap(model):
     gen = torch.Generator().manual_seed(43)
     with torch.no_grad():
         if model == "rbm":  # hidden-state chains: v ~ p(v | h), h ~ p(h | v), twice; the last v is v_neg
-            h = chains
-            for _ in range(2):
-                v_neg = m.sample_visible(h, generator=gen)
-                h = m.sample_hidden(v_neg, generator=gen)
+            h = m.sample_hidden(m.sample_visible(chains, generator=gen), generator=gen)
+            # The last sweep draws one (M, V + H) block of uniforms: v_neg uses its first V columns.
+            u = torch.rand((h.shape[0], m.n_visible + m.n_hidden), generator=gen)
+            v_neg = (u[:, : m.n_visible] < m.visible_mean(h)).float()
         else:
             v_neg = chains
             for _ in range(2):
@@ -407,6 +407,26 @@ def test_gibbs_cd_gradients_match_autograd_of_the_free_energy_gap(model):
     gap = m(x).mean() - m(v_neg).mean()
     expected = torch.autograd.grad(gap, params)
     for p, e in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, gap.detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_rbm_cd_k_closed_form_matches_autograd(k):
+    """CD-k (chains restart at the batch) in closed form: the gradient of mean F(x) - mean F(v_neg), and that gap."""
+    m = random_rbm(6, 4, scale=1.0, seed=44).float()
+    x = (torch.rand(12, 6, generator=torch.Generator().manual_seed(45)) < 0.5).float()
+    loss, _ = GibbsCD(k, persistent=False)(m, x, generator=torch.Generator().manual_seed(46))
+    gen = torch.Generator().manual_seed(46)  # replay: h ~ p(h | x), k - 1 full sweeps, then the last one
+    with torch.no_grad():
+        h = m.sample_hidden(x, generator=gen)
+        for _ in range(k - 1):
+            h = m.sample_hidden(m.sample_visible(h, generator=gen), generator=gen)
+        u = torch.rand((h.shape[0], m.n_visible + m.n_hidden), generator=gen)
+        v_neg = (u[:, : m.n_visible] < m.visible_mean(h)).float()
+    gap = m(x).mean() - m(v_neg).mean()
+    expected = torch.autograd.grad(gap, list(m.parameters()))
+    for p, e in zip(m.parameters(), expected, strict=True):
         torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(loss, gap.detach(), rtol=1e-5, atol=1e-5)
 

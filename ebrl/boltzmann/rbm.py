@@ -132,7 +132,9 @@ class BernoulliRBM(BoltzmannModel):
         if g_w is None or g_b is None or g_c is None:
             g_w, g_b, g_c = _grad(w), _grad(b), _grad(c)
         with torch._C._InferenceMode(True):  # torch.inference_mode()'s guard, without its ~3 µs of Python
-            return self._cd_closed_form(v_pos, chains, k=k, generator=generator, loss=loss, grads=(g_w, g_b, g_c))
+            return self._cd_closed_form(
+                v_pos, chains, k=k, generator=generator, loss=loss, params=(w, b, c), grads=(g_w, g_b, g_c)
+            )
 
     def _cd_closed_form(
         self,
@@ -142,36 +144,69 @@ class BernoulliRBM(BoltzmannModel):
         k: int,
         generator: torch.Generator,
         loss: bool,
+        params: tuple[Tensor, Tensor, Tensor],
         grads: tuple[Tensor, Tensor, Tensor],
     ) -> tuple[Tensor | None, Tensor]:
-        """The body of ``cd_gradients``, writing into ``grads`` (W's, b's and c's ``.grad``)."""
-        w, b, c = self.weight, self.visible_bias, self.hidden_bias
-        a_pos = torch.addmm(c, v_pos, w)  # (B, H)
-        h_pos = torch.sigmoid(a_pos) if loss else a_pos.sigmoid_()  # (B, H); a_pos is kept for the loss
-        h = bernoulli(h_pos, generator) if chains is None else chains  # (M, H)
-        for step in range(k):
-            v_neg = bernoulli(F.linear(h, w, b).sigmoid_(), generator)  # (M, V): b + h Wᵀ
-            a_neg = torch.addmm(c, v_neg, w)  # (M, H)
-            h_neg = torch.sigmoid(a_neg) if loss else a_neg.sigmoid_()  # (M, H)
-            if chains is not None or step < k - 1:
-                h = bernoulli(h_neg, generator)
-        n_pos, n_neg = v_pos.shape[0], v_neg.shape[0]
-        g_w, g_b, g_c = grads
-        torch.mm(v_neg.t(), h_neg, out=g_w).addmm_(v_pos.t(), h_pos, beta=1.0 / n_neg, alpha=-1.0 / n_pos)
-        if n_pos == n_neg:  # as many chains as data rows: fewer kernels
-            torch.mean(torch.sub(v_neg, v_pos), 0, out=g_b)
-            torch.mean(torch.sub(h_neg, h_pos), 0, out=g_c)
+        """The body of ``cd_gradients``: ``params`` are W, b and c, and ``grads`` their ``.grad``, written here.
+
+        With the batch's B rows and the M chains stacked, ``vv = [v₊; v₋] (B+M, V)`` and
+        ``hh = p(h | vv) (B+M, H)``, every term is a product with the signed weights
+        ``s = [-1/B, ..., -1/B, 1/M, ..., 1/M] (B+M,)``::
+
+            ∂W = vvᵀ diag(s) hh,   ∂b = vvᵀ s,   ∂c = hhᵀ s,
+
+        so one matrix product gives both phases' hidden means and three more give the gradients. The
+        chains' last sweep needs p(h | v₋) before p(h | v₊) is known only under PCD; CD-k starts its
+        chains from h ~ p(h | v₊), so it computes the positive phase first (same formulas).
+        """
+        w, b, c = params
+        n_pos, n_visible = v_pos.shape
+        h_pos = None
+        if chains is None:  # CD-k: the chains start at h ~ p(h | v₊)
+            h_pos = torch.addmm(c, v_pos, w).sigmoid_()  # (B, H)
+            h = bernoulli(h_pos, generator)
         else:
-            torch.sub(v_neg.mean(0), v_pos.mean(0), out=g_b)
-            torch.sub(h_neg.mean(0), h_pos.mean(0), out=g_c)
+            h = chains  # (M, H)
+        for _ in range(k - 1):  # every sweep but the last: h → v → h
+            h = bernoulli(torch.addmm(c, bernoulli(F.linear(h, w, b).sigmoid_(), generator), w).sigmoid_(), generator)
+        n_neg = h.shape[0]
+        # One draw of uniforms for the last sweep's two samples: v₋ (first V columns) and the new chains.
+        u = torch.rand((n_neg, n_visible + self.n_hidden), generator=generator, device=w.device, dtype=w.dtype)
+        p_neg = F.linear(h, w, b).sigmoid_()  # (M, V): p(v = 1 | h) = σ(b + h Wᵀ)
+        vv = torch.cat((v_pos, torch.lt(u[:, :n_visible], p_neg, out=p_neg)))  # (B+M, V): [v₊; v₋ ~ p(v | h)]
+        rows = slice(n_pos, None) if h_pos is not None else slice(None)  # CD-k has p(h | v₊) already
+        a = torch.addmm(c, vv[rows], w)  # (B+M, H) or (M, H)
+        hh = torch.sigmoid(a) if loss else a.sigmoid_()
+        if h_pos is not None:
+            hh = torch.cat((h_pos, hh))  # (B+M, H)
+        # The new chains h ~ p(h | v₋), written over the uniforms they use: an (M, H) view of u.
+        new_chains = torch.lt(u[:, n_visible:], hh[n_pos:], out=u[:, n_visible:])
+        s = self._signed_weights(n_pos, n_neg, w)  # (B+M,)
+        g_w, g_b, g_c = grads
+        torch.mv(hh.t(), s, out=g_c)  # <h>₋ - <h>₊
+        torch.mv(vv.t(), s, out=g_b)  # <v>₋ - <v>₊
+        torch.mm(vv.t(), hh.mul_(s.unsqueeze(1)), out=g_w)  # <v hᵀ>₋ - <v hᵀ>₊
         # A NaN or inf in b reaches no other term (u < σ(NaN) is false: the samples just turn 0), so pass it on
         # (0 · b) for fit's gradient check, as autograd would; W and c reach every term through h.
         g_b.add_(b, alpha=0.0)
         if not loss:
-            return None, h
+            return None, new_chains
         # mean F(v₊) - mean F(v₋) with F(v) = -bᵀv - Σ_j softplus(a_j): bᵀ∂b plus the softplus terms' gap.
-        sp_gap = F.softplus(a_neg).sum().div_(n_neg) - F.softplus(a_pos).sum().div_(n_pos)
-        return torch.dot(b, g_b).add_(sp_gap), h
+        a_all = a if h_pos is None else torch.cat((torch.addmm(c, v_pos, w), a))  # (B+M, H)
+        return torch.dot(b, g_b).add_(torch.dot(F.softplus(a_all).sum(1), s)), new_chains
+
+    def _signed_weights(self, n_pos: int, n_neg: int, like: Tensor) -> Tensor:
+        """``[-1/B] * B + [1/M] * M``, ``(B+M,)``, on ``like``'s device and dtype (cached: batch sizes repeat)."""
+        cache: dict[tuple[Any, ...], Tensor] = self.__dict__.setdefault("_signed_weights_cache", {})
+        key = (n_pos, n_neg, like.device, like.dtype)
+        s = cache.get(key)
+        if s is None:
+            if len(cache) > 8:
+                cache.clear()
+            s = torch.full((n_pos + n_neg,), 1.0 / n_neg, device=like.device, dtype=like.dtype)
+            s[:n_pos] = -1.0 / n_pos
+            cache[key] = s
+        return s
 
 
 def _grad(p: Tensor) -> Tensor:
