@@ -118,10 +118,16 @@ def softq_against_sac(table: list[dict[str, str]], seconds: str) -> tuple[
 
 def pendulum(root: Path) -> Headline:
     softq, sac, seeds, diff, ratio = softq_against_sac(rows(root / "auto_alpha/pendulum/pendulum.csv"), "train_seconds")
+    speed = f"; SoftQ trains {ratio:.2f}x slower (critics 128 wide against SAC's 256)"
+    equal = root / "pendulum_equal_width/pendulum/pendulum.csv"
+    if equal.exists():  # the timing run at equal widths (256), side by side, ABBA
+        table = rows(equal)
+        *_, eq_seeds, _, eq_ratio = softq_against_sac(table, "train_seconds")
+        steps = max(int(r["step"]) for r in rows(equal.with_name("curves.csv")))
+        speed += f"; {eq_ratio:.2f}x at equal widths (a timing run: {steps:,} steps, {len(eq_seeds)} seeds)"
     return Headline(
         f"Pendulum-v1: mean final return, {len(seeds)} seeds, current defaults", "docs/algorithms/softq.md",
-        f"SoftQ {ci([softq[s] for s in seeds])}", f"SAC {ci([sac[s] for s in seeds])}",
-        verdict(diff) + f"; SoftQ trains {ratio:.2f}x slower (critics 128 wide against SAC's 256)",
+        f"SoftQ {ci([softq[s] for s in seeds])}", f"SAC {ci([sac[s] for s in seeds])}", verdict(diff) + speed,
     )
 
 
@@ -265,8 +271,25 @@ def ibc(root: Path) -> Headline:
         f"Particle task 2-D: success rate, {what}", "docs/algorithms/ibc.md",
         f"IBC, {REPORTED_METHOD} {ci([ours[s] for s in seeds])}",
         f"MSE BC {ci([mse[s] for s in seeds])}",
-        pending(verdict(diff), len(seeds), len(HELD_OUT_SEEDS), history) + "; not the IBC authors' particle task",
+        pending(verdict(diff), len(seeds), len(HELD_OUT_SEEDS), history) + "; not the IBC authors' particle task"
+        + ibc_pd(root),
     )
+
+
+def ibc_pd(root: Path) -> str:
+    """The same comparison on the IBC authors' PD particle task, once two held-out seeds have run there ("" before)."""
+    from experiments.ibc_particle import HELD_OUT_SEEDS, REPORTED_METHOD
+
+    path = root / "ibc_particle_pd/ibc_particle.csv"
+    table = [r for r in rows(path, dim="2") if r["seed"].isdigit() and int(r["seed"]) in HELD_OUT_SEEDS] \
+        if path.is_file() else []
+    ours = by_seed([r for r in table if r["method"] == REPORTED_METHOD], "success")
+    mse = by_seed([r for r in table if r["method"] == "MSE-BC"], "success")
+    seeds, diff = paired(ours, mse) if len(set(ours) & set(mse)) >= 2 else ([], None)
+    if diff is None:
+        return ""
+    return (f"; on the IBC authors' PD task ({len(seeds)} held-out seeds) {ci([ours[s] for s in seeds])} against "
+            f"{ci([mse[s] for s in seeds])}, " + pending(verdict(diff), len(seeds), len(HELD_OUT_SEEDS), False))
 
 
 def priors(root: Path) -> Headline:
