@@ -8,8 +8,11 @@ Arms, each for ``total_timesteps`` environment steps (the same budget for every 
   with Φ = max(-E/T - c, floor), E an ``MLPEnergy`` fitted by NCE (against the uniform density on the
   observation box) to demonstration states drawn ∝ γ_d^(T - t), and c the mean potential of the
   demonstrations' last states (T = 1, floor -3, as chosen on SparseGoal's tuning seed);
-- ``SoftQ+ibc``: SoftQ whose critics start from a state-action energy trained by implicit BC (InfoNCE)
-  on the demonstrations (``EnergyPolicy.warm_start``).
+- ``SoftQ+ibc``: SoftQ whose critics are residuals on a frozen state-action energy trained by implicit BC
+  (InfoNCE) on the demonstrations, Q_i = -E_ibc(s, a)/T_a + Q_net,i(s, a) (``SoftQ(action_prior=)``), with
+  T_a = 1: SoftQ's learnt α starts at 1, so its first policy is implicit BC's own. This is the mechanism that
+  carried into learning on SparseGoal (``experiments.priors``' ``ibc_residual``; a warm start did not), chosen
+  before any run here.
 
 Demonstrations come from a scripted energy-pumping controller: push in the direction of the velocity
 (a = +1 if v >= 0 else -1), which reaches the flag from any start.
@@ -47,7 +50,7 @@ from torch import Tensor, nn
 from agents import IBC, SoftQ, load_run, save_run
 from ebrl._checks import seeded_init
 from ebrl.energy import MLPEnergy, UniformBox
-from ebrl.rl.priors import StatePrior
+from ebrl.rl.priors import StateActionPrior, StatePrior
 from ebrl.training import NCE, fit
 from envs.wrappers import EnergyShaping
 from experiments import stats
@@ -154,12 +157,11 @@ def make_model(arm: str, seed: int, args: Args, demos: list[dict[str, np.ndarray
     if arm.startswith("SAC"):
         return SAC("MlpPolicy", env, buffer_size=buffer, seed=seed)
     if arm == "SoftQ+ibc":
-        model = SoftQ("MlpPolicy", env, buffer_size=buffer, seed=seed)
         ibc = IBC(env.observation_space, env.action_space, hidden=(256, 256), seed=seed)
         ibc.learn(np.concatenate([d["obs"] for d in demos]), np.concatenate([d["act"] for d in demos]),
                   epochs=args.ibc_epochs)
-        ibc.policy.warm_start(model)
-        return model
+        prior = StateActionPrior(ibc.policy.energy.requires_grad_(False), temperature=1.0)  # α starts at 1
+        return SoftQ("MlpPolicy", env, buffer_size=buffer, seed=seed, action_prior=prior)
     return SoftQ("MlpPolicy", env, buffer_size=buffer, seed=seed)
 
 

@@ -35,6 +35,7 @@ TINY: dict[str, dict[str, object]] = {
                    "ais_timing_temperatures": 50, "large_samples": 200, "large_hidden": 8, "large_epochs": 1},
     "priors": {"total_timesteps": 60, "n_demos": 2, "prior_epochs": 1, "n_eval_episodes": 1},
     "softdqn_alpha_update": {"quick": True},
+    "mountaincar": {"total_timesteps": 200, "eval_freq": 100, "n_eval_episodes": 1, "n_demos": 1},
 }
 """Per script: settings beyond its ``QUICK`` ones (fields a script does not have are skipped)."""
 
@@ -59,6 +60,8 @@ def test_experiment_main_writes_its_tables_into_the_results_root(name, tmp_path,
     monkeypatch.setenv("EBRL_RESULTS_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # anything written relative to the working directory lands here too
     module = importlib.import_module(f"experiments.{name}")
+    if hasattr(module, "RUNS_ROOT"):  # resumable runs' checkpoints: into the temporary root too
+        monkeypatch.setattr(module, "RUNS_ROOT", tmp_path / "runs")
     threads = torch.get_num_threads()
     try:
         returned = module.main(tiny_args(module, name))
