@@ -1,7 +1,7 @@
 """Demonstrations for imitation: an ``.npz`` file or a Minari dataset, as ``(observations, actions)`` arrays.
 
-``load_demonstrations(source)`` reads either; ``record_particle_demonstrations`` records the particle task's
-scripted expert into a Minari dataset with Minari's own ``DataCollector``. Minari's datasets live in its local
+``load_demonstrations(source)`` reads either (``envs.demos.record_particle_demonstrations`` records the particle
+task's scripted expert into a Minari dataset with Minari's own ``DataCollector``). Minari's datasets live in its local
 store (``~/.minari/datasets``, or ``$MINARI_DATASETS_PATH``); nothing is ever downloaded. Minari is not a runtime
 dependency: ``pip install "ebrl[minari]"``.
 """
@@ -11,18 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-
-from ebrl._checks import check_int, check_positive
-from envs.particle import ParticleEnv
 
 NPZ_KEYS = ("observations", "actions")
 """The arrays of an ``.npz`` of demonstrations: ``observations`` (T, O) and ``actions`` (T, A)."""
 
 
-def _minari() -> Any:
+def require_minari() -> Any:
+    """The ``minari`` module, or an ``ImportError`` that names the extra to install."""
     try:
         import minari
     except ImportError as e:
@@ -51,7 +48,7 @@ def load_minari(dataset_id: str) -> tuple[np.ndarray, np.ndarray]:
     observation is paired with the action taken in it. Raises ``ValueError`` naming the id if the dataset is not in
     the local store (no download is attempted) or its observations or actions are not ``Box`` arrays.
     """
-    minari = _minari()
+    minari = require_minari()
     local = set(minari.list_local_datasets())
     if dataset_id not in local:
         raise ValueError(
@@ -74,55 +71,3 @@ def load_minari(dataset_id: str) -> tuple[np.ndarray, np.ndarray]:
 def load_demonstrations(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """``(observations (T, O), actions (T, A))`` from an ``.npz`` path or a Minari dataset id (local store)."""
     return load_npz(source) if is_npz(source) else load_minari(str(source))
-
-
-class _ExecutionNoise(gym.ActionWrapper):
-    """Executes ``action + N(0, σ²)`` (clipped to the box) while the wrapper outside sees the clean action (DART)."""
-
-    def __init__(self, env: gym.Env, sigma: float, rng: np.random.Generator) -> None:
-        super().__init__(env)
-        self.sigma, self.rng = float(sigma), rng
-
-    def action(self, action: np.ndarray) -> np.ndarray:
-        if self.sigma == 0:
-            return action
-        return action + self.rng.normal(0.0, self.sigma, np.shape(action))
-
-
-def record_particle_demonstrations(
-    dataset_id: str,
-    n_episodes: int,
-    *,
-    seed: int,
-    max_steps: int = 200,
-    execution_noise: float = 0.0,
-    dim: int = 2,
-) -> Any:
-    """Record the particle task's scripted expert with Minari's ``DataCollector``; return the ``MinariDataset``.
-
-    The episodes are those of ``envs.particle.collect_demonstrations`` with the same arguments (the same resets, the
-    same coin for the side of the obstacle, the same execution noise): the recorded actions are the expert's
-    set-points, the environment executes them plus N(0, ``execution_noise``²). An episode ends at success or
-    collision, or is truncated after ``max_steps``. The dataset goes to Minari's local store as ``dataset_id``
-    (``namespace/name-v0``).
-    """
-    minari = _minari()
-    n_episodes = check_int("n_episodes", n_episodes, minimum=1)
-    check_positive("execution_noise", execution_noise, allow_zero=True)
-    rng = np.random.default_rng(seed)
-    particle = ParticleEnv(dim=dim)
-    env = minari.DataCollector(gym.wrappers.TimeLimit(_ExecutionNoise(particle, execution_noise, rng), max_steps))
-    for episode in range(n_episodes):
-        env.reset(seed=seed * 100_003 + episode)
-        side = 1 if rng.random() < 0.5 else -1
-        done = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(particle.expert_action(side))
-            done = terminated or truncated
-    dataset = env.create_dataset(
-        dataset_id=dataset_id,
-        algorithm_name=f"scripted expert (execution noise {execution_noise})",
-        description=f"ebrl/Particle-v0 (dim {dim}) scripted-expert demonstrations, {n_episodes} episodes, seed {seed}",
-    )
-    env.close()
-    return dataset

@@ -12,7 +12,8 @@ pytest.importorskip("jax")  # Minari's DataCollector needs it (minari[create])
 
 from agents import EnergyPolicy
 from ebrl.cli import main
-from ebrl.demos import load_demonstrations, record_particle_demonstrations
+from ebrl.demos import load_demonstrations
+from envs.demos import record_particle_demonstrations
 from envs.particle import ParticleEnv, collect_demonstrations
 
 torch.set_num_threads(1)

@@ -12,7 +12,7 @@ pytest.importorskip("minari")
 pytest.importorskip("jax")  # Minari's DataCollector needs it (minari[create])
 
 import envs  # noqa: F401  (registers the ebrl environments)
-from ebrl.demos import record_particle_demonstrations
+from envs.demos import record_particle_demonstrations
 from envs.particle import ParticleEnv, collect_demonstrations
 from envs.wrappers import EnergyShaping
 
