@@ -226,3 +226,9 @@ def parse_args(cls: type[T], *, description: str, argv: Sequence[str] | None = N
             raise TypeError(f"parse_args cannot build an option for field '{f.name}' of type {hint}")
     parsed = vars(parser.parse_args(argv))
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in parsed.items()})
+
+
+def merge(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``mine`` and the rows of ``theirs`` whose ``by`` columns match none of ``mine``."""
+    seen = {tuple(r[k] for k in by) for r in mine}
+    return mine + [r for r in theirs if tuple(r[k] for k in by) not in seen]

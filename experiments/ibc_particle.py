@@ -30,6 +30,9 @@ seeds and the paired (by seed) difference against ``MSE-BC``; an interval that i
 The task is this package's particle task (an obstacle between two goals), not the IBC authors'
 PD-controlled point mass, so the paper's figures are context, not a like-for-like comparison.
 
+Seeds can run in parallel (``--resume --seeds …``, one process per core): with ``--resume`` each invocation merges
+the runs that the others finished into the table whenever it writes.
+
 ``--task pd`` runs the same comparison on the IBC authors' own task (``envs.particle.PDParticleEnv``: a
 PD-controlled point mass observing its position, velocity and both goals, no obstacle), so that their figures
 can be compared like for like; its protocol is the same, and it writes ``results/ibc_particle_pd/``.
@@ -61,6 +64,7 @@ from envs.particle import collect_demonstrations
 from experiments._common import (
     config_digest,
     environment_info,
+    merge,
     parse_args,
     pyplot,
     read_rows,
@@ -267,9 +271,12 @@ def main(args: Args) -> list[dict[str, Any]]:
             if any((r["dim"], r["seed"]) == (dim, seed) for r in rows):
                 print(f"({dim}-D, seed {seed}) kept from the earlier run with the same configuration", flush=True)
                 continue
-            rows += run(dim, seed, args)
-            latest = ", ".join(f"{r['method']} {r['success']:.2f}" for r in rows[-len(METHODS):])
+            new = run(dim, seed, args)
+            rows += new
+            latest = ", ".join(f"{r['method']} {r['success']:.2f}" for r in new)
             print(latest, f"({dim}-D, seed {seed})", flush=True)
+            if args.resume:  # runs that another invocation (other seeds, in parallel) finished meanwhile
+                rows = merge(rows, earlier_rows(out_dir, args), by=("dim", "seed", "method"))
             write_results(rows, args, out_dir)  # after every run, so a run cut short keeps its results
     summary = write_results(rows, args, out_dir) if rows else []  # also when --resume kept every run
     return rows + summary

@@ -68,6 +68,7 @@ from agents import SoftQ, load_run, save_run
 from ebrl.rl import ActionSampler
 from experiments._common import (
     environment_info,
+    merge,
     parse_args,
     pick_device,
     pyplot,
@@ -482,12 +483,6 @@ def main(args: Args) -> list[dict[str, Any]]:
         if scratch is not None:
             scratch.cleanup()
     return rows
-
-
-def merge(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, Any]]:
-    """``mine`` and the rows of ``theirs`` whose ``by`` columns match none of ``mine``."""
-    seen = {tuple(r[k] for k in by) for r in mine}
-    return mine + [r for r in theirs if tuple(r[k] for k in by) not in seen]
 
 
 def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args: Args, key: str,

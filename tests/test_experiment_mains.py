@@ -94,3 +94,28 @@ def test_sb3_training_leaves_no_log_folder_in_the_system_temporary_directory():
     before = set(Path(tempfile.gettempdir()).glob("SB3-*"))
     DQN("MlpPolicy", "CartPole-v1", learning_starts=8, policy_kwargs={"net_arch": [4]}, seed=0).learn(16)
     assert set(Path(tempfile.gettempdir()).glob("SB3-*")) == before
+
+
+@pytest.mark.slow
+def test_ibc_particle_invocations_on_other_seeds_merge_their_rows(tmp_path, monkeypatch):
+    """Parallel ``--resume`` invocations on other seeds: one that started before another wrote its run still keeps
+    that run in the table it writes (without the merge, the last writer's table would drop it)."""
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
+    module = importlib.import_module("experiments.ibc_particle")
+    args = dataclasses.replace(tiny_args(module, "ibc_particle"), resume=True)
+    threads = torch.get_num_threads()
+    real, calls = module.earlier_rows, []
+
+    def started_before_the_other_wrote(out_dir, a):
+        calls.append(a.seeds)
+        return [] if len(calls) == 1 else real(out_dir, a)  # the read at start finds nothing
+
+    try:
+        module.main(dataclasses.replace(args, seeds=(1,)))  # the other invocation: writes seed 1
+        monkeypatch.setattr(module, "earlier_rows", started_before_the_other_wrote)
+        module.main(dataclasses.replace(args, seeds=(0,)))
+    finally:
+        torch.set_num_threads(threads)
+    with open(tmp_path / "ibc_particle" / "ibc_particle.csv", newline="") as f:
+        seeds = {r["seed"] for r in csv.DictReader(f) if r["seed"].isdigit()}
+    assert seeds == {"0", "1"}
