@@ -249,18 +249,23 @@ def cartpole(root: Path) -> Headline:
                     f"DQN {show(dqn)}", text)
 
 
+def ibc_success(path: Path, seeds: tuple[int, ...], method: str) -> dict[int, float]:
+    """2-D success by seed of ``method`` in an ``ibc_particle.csv``, over ``seeds`` (``{}`` if the file is absent)."""
+    if not path.is_file():
+        return {}
+    return by_seed([r for r in rows(path, dim="2", method=method) if r["seed"].isdigit() and int(r["seed"]) in seeds],
+                   "success")
+
+
 def ibc(root: Path) -> Headline:
     from experiments.ibc_particle import HELD_OUT_SEEDS, REPORTED_METHOD, TUNING_SEEDS
 
     held_out = root / "ibc_particle/ibc_particle.csv"
-    table = [r for r in rows(held_out, dim="2") if r["seed"].isdigit() and int(r["seed"]) in HELD_OUT_SEEDS] \
-        if held_out.is_file() else []
-    history = len({r["seed"] for r in table}) < 2  # the held-out run has not reached two seeds: say so
+    ours, mse = (ibc_success(held_out, HELD_OUT_SEEDS, m) for m in (REPORTED_METHOD, "MSE-BC"))
+    history = len(ours) < 2  # the held-out run has not reached two seeds: say so
     if history:
-        table = [r for r in rows(root / "ibc_particle_history/ibc_particle.csv", dim="2")
-                 if r["seed"].isdigit() and int(r["seed"]) in TUNING_SEEDS]
-    ours = by_seed([r for r in table if r["method"] == REPORTED_METHOD], "success")
-    mse = by_seed([r for r in table if r["method"] == "MSE-BC"], "success")
+        tuning = root / "ibc_particle_history/ibc_particle.csv"
+        ours, mse = (ibc_success(tuning, TUNING_SEEDS, m) for m in (REPORTED_METHOD, "MSE-BC"))
     seeds, diff = paired(ours, mse)
     if history:
         what = f"{len(seeds)} tuning seeds (history: the held-out run is in progress)"
@@ -280,9 +285,7 @@ def ibc_tuning(root: Path, held_out: dict[int, float], seeds: list[int]) -> str:
     """How the held-out figure compares with the tuning seeds' (the history), so a fall is stated."""
     from experiments.ibc_particle import REPORTED_METHOD, TUNING_SEEDS
 
-    table = [r for r in rows(root / "ibc_particle_history/ibc_particle.csv", dim="2")
-             if r["seed"].isdigit() and int(r["seed"]) in TUNING_SEEDS and r["method"] == REPORTED_METHOD]
-    tuning = by_seed(table, "success")
+    tuning = ibc_success(root / "ibc_particle_history/ibc_particle.csv", TUNING_SEEDS, REPORTED_METHOD)
     held, tuned = mean([held_out[s] for s in seeds]), mean(list(tuning.values()))
     word = "lower than" if held < tuned else "at least"
     return f"; {word} the {len(tuning)} tuning seeds' {fmt(tuned)}, where the configuration was chosen"
@@ -293,13 +296,10 @@ def ibc_pd(root: Path) -> str:
     from experiments.ibc_particle import HELD_OUT_SEEDS, REPORTED_METHOD
 
     path = root / "ibc_particle_pd/ibc_particle.csv"
-    table = [r for r in rows(path, dim="2") if r["seed"].isdigit() and int(r["seed"]) in HELD_OUT_SEEDS] \
-        if path.is_file() else []
-    ours = by_seed([r for r in table if r["method"] == REPORTED_METHOD], "success")
-    mse = by_seed([r for r in table if r["method"] == "MSE-BC"], "success")
-    seeds, diff = paired(ours, mse) if len(set(ours) & set(mse)) >= 2 else ([], None)
-    if diff is None:
+    ours, mse = (ibc_success(path, HELD_OUT_SEEDS, m) for m in (REPORTED_METHOD, "MSE-BC"))
+    if len(set(ours) & set(mse)) < 2:
         return ""
+    seeds, diff = paired(ours, mse)
     return (f"; on the IBC authors' PD task ({len(seeds)} held-out seeds) {ci([ours[s] for s in seeds])} against "
             f"{ci([mse[s] for s in seeds])}, " + pending(verdict(diff), len(seeds), len(HELD_OUT_SEEDS), False))
 
@@ -329,9 +329,9 @@ def priors(root: Path) -> Headline:
         return f"{ci([x[s] for s in seeds])} (seeds {' / '.join(fmt(x[s]) for s in seeds)})"
 
     solved = sum(residual[s] >= 0.8 for s in seeds)
-    elsewhere = arms(other)[0]
+    elsewhere, _, elsewhere_rows = arms(other)
     if elsewhere:
-        budget = max(int(float(r["steps_trained"])) for r in arms(other)[2] if r["variant"] == "ibc_residual")
+        budget = max(int(float(r["steps_trained"])) for r in elsewhere_rows if r["variant"] == "ibc_residual")
         elsewhere_text = (f"; on seeds {min(other)}-{max(other)} ({budget:,} steps) "
                           f"{sum(v >= 0.8 for v in elsewhere.values())} of {len(elsewhere)}")
     else:

@@ -161,9 +161,10 @@ class BernoulliRBM(BoltzmannModel):
         """
         w, b, c = params
         n_pos, n_visible = v_pos.shape
-        h_pos = None
+        h_pos = a_pos = None
         if chains is None:  # CD-k: the chains start at h ~ p(h | v₊)
-            h_pos = torch.addmm(c, v_pos, w).sigmoid_()  # (B, H)
+            a_pos = torch.addmm(c, v_pos, w)  # (B, H); kept for the loss
+            h_pos = torch.sigmoid(a_pos) if loss else a_pos.sigmoid_()
             h = bernoulli(h_pos, generator)
         else:
             h = chains  # (M, H)
@@ -192,7 +193,7 @@ class BernoulliRBM(BoltzmannModel):
         if not loss:
             return None, new_chains
         # mean F(v₊) - mean F(v₋) with F(v) = -bᵀv - Σ_j softplus(a_j): bᵀ∂b plus the softplus terms' gap.
-        a_all = a if h_pos is None else torch.cat((torch.addmm(c, v_pos, w), a))  # (B+M, H)
+        a_all = a if a_pos is None else torch.cat((a_pos, a))  # (B+M, H)
         return torch.dot(b, g_b).add_(torch.dot(F.softplus(a_all).sum(1), s)), new_chains
 
     def _signed_weights(self, n_pos: int, n_neg: int, like: Tensor) -> Tensor:
