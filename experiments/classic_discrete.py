@@ -67,7 +67,7 @@ from experiments._common import (
     save_figure,
     write_table,
 )
-from experiments.stats import bootstrap_ci, mean, paired_difference_ci, verdict
+from experiments.stats import bootstrap_ci, final_window, mean, paired_difference_ci, verdict
 
 HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
 
@@ -107,9 +107,6 @@ table are in ``PREVIOUS_HELD_OUT``. Seeds 105-109 were declared for an instant N
 
 PREVIOUS_HELD_OUT: tuple[tuple[int, ...], str] = ((100, 101, 102, 103, 104), "classic_discrete_adam_alpha")
 """The previous default's held-out seeds and its results folder (a held-out result for that configuration)."""
-
-FINAL_WINDOW = 0.1
-"""The final score of a run is the mean of its evaluations in the last ``FINAL_WINDOW`` of training."""
 
 
 @dataclass
@@ -212,7 +209,7 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
         for step, mean, std in evaluations.curve
     ]
     solved_at = next((c["step"] for c in curve if c["eval_return"] >= threshold), None)
-    final = final_window_return(curve, total)
+    final = final_window([(c["step"], c["eval_return"]) for c in curve], total)
     row = {
         "env": env_id,
         "algo": algo,
@@ -230,16 +227,6 @@ def run(algo: str, env_id: str, seed: int, args: Args) -> tuple[dict[str, Any], 
     }
     print(row, flush=True)
     return row, curve
-
-
-def final_window_return(curve: list[dict[str, Any]], total: int) -> float:
-    """The mean evaluation return over the last ``FINAL_WINDOW`` of ``total`` steps (at least 2 evaluations)."""
-    if len(curve) < 2:
-        raise ValueError(f"a final score needs at least 2 evaluations, got {len(curve)}: lower eval_freq")
-    window = [c["eval_return"] for c in curve if c["step"] >= (1 - FINAL_WINDOW) * total]
-    if len(window) < 2:
-        window = [c["eval_return"] for c in curve[-2:]]
-    return float(sum(window) / len(window))
 
 
 def plot(curves: list[dict[str, Any]], env_ids: tuple[str, ...], path: str) -> None:

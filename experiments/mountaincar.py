@@ -211,12 +211,16 @@ def run(arm: str, seed: int, args: Args, digest: str) -> list[dict[str, Any]]:
     return evals
 
 
-def per_run(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def per_run(curves: list[dict[str, Any]], total: int) -> list[dict[str, Any]]:
+    """One row per arm and seed: the final score (the mean of the evaluations in the last 10% of ``total``
+    steps), the last and best evaluation, and the step of the first solving evaluation."""
     rows = []
     for arm, seed in dict.fromkeys((c["arm"], c["seed"]) for c in curves):
         mine = [c for c in curves if (c["arm"], c["seed"]) == (arm, seed)]
         solved = [c["step"] for c in mine if float(c["eval_return"]) >= SOLVED_RETURN]
-        rows.append({"arm": arm, "seed": seed, "final_eval_return": float(mine[-1]["eval_return"]),
+        score = stats.final_window([(c["step"], float(c["eval_return"])) for c in mine], total) if len(mine) > 1 else ""
+        rows.append({"arm": arm, "seed": seed, "final_window_return": score,
+                     "final_eval_return": float(mine[-1]["eval_return"]),
                      "best_eval_return": max(float(c["eval_return"]) for c in mine),
                      "steps_to_solving_eval": solved[0] if solved else "", "steps_trained": mine[-1]["step"],
                      "train_seconds": round(sum(float(c["train_seconds"]) for c in mine), 1)})
@@ -226,11 +230,15 @@ def per_run(curves: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for arm in dict.fromkeys(r["arm"] for r in rows):
-        finals = np.array([r["final_eval_return"] for r in rows if r["arm"] == arm])
+        mine = [r for r in rows if r["arm"] == arm and r["final_window_return"] != ""]
+        if not mine:
+            continue
+        finals = np.array([r["final_window_return"] for r in mine])
         ci = stats.bootstrap_ci(finals, statistic=stats.mean, seed=0)
-        solved = sum(r["steps_to_solving_eval"] != "" for r in rows if r["arm"] == arm)
-        out.append({"arm": arm, "seeds": len(finals), "final_eval_return mean [95% CI]": str(ci),
-                    "seeds with a solving evaluation": f"{solved}/{len(finals)}"})
+        solved = sum(r["steps_to_solving_eval"] != "" for r in mine)
+        out.append({"arm": arm, "seeds": len(finals), "final score mean [95% CI]": str(ci),
+                    "seeds with a solving evaluation": f"{solved}/{len(finals)}",
+                    "seeds with a solving final score": f"{int((finals >= SOLVED_RETURN).sum())}/{len(finals)}"})
     return out
 
 
@@ -268,14 +276,16 @@ def main(args: Args) -> list[dict[str, Any]]:
 
 def write_results(curves: list[dict[str, Any]], args: Args, out_dir: Path) -> None:
     info = environment_info(packages=("stable-baselines3", "gymnasium"))
-    rows = per_run(curves)
+    rows = per_run(curves, args.total_timesteps)
     write_table(out_dir, "curves", curves, title="MountainCarContinuous: evaluations during training")
     write_table(out_dir, "runs", rows, title="MountainCarContinuous: per-seed results", config=args, info=info,
                 notes=(f"Deterministic policy, {args.n_eval_episodes} episodes every {args.eval_freq} steps; "
-                       f"solving: mean return >= {SOLVED_RETURN:g}."
+                       f"solving: mean return >= {SOLVED_RETURN:g}; final_window_return (the final score): the mean "
+                       f"of the evaluations in the last 10% of training (experiments.stats.final_window)."
                        + (" QUICK SMOKE RUN: figures meaningless." if args.quick else ""),))
     write_table(out_dir, "summary", summary(rows), title="MountainCarContinuous: final evaluation over seeds",
-                notes=("Mean over seeds with a 95% percentile-bootstrap interval (experiments.stats).",))
+                notes=("Mean final score over seeds with a 95% percentile-bootstrap interval (experiments.stats); runs "
+                       "with fewer than two evaluations so far are left out.",))
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     arms = list(dict.fromkeys(c["arm"] for c in curves))

@@ -77,7 +77,7 @@ from experiments._common import (
     save_figure,
     write_table,
 )
-from experiments.stats import bootstrap_ci, iqm, mean, paired_difference_ci, verdict
+from experiments.stats import bootstrap_ci, final_window, iqm, mean, paired_difference_ci, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,10 +185,14 @@ def resolved_hyperparameters(algo: str, args: Args) -> dict[str, Any]:
 
 
 def digest(args: Args) -> str:
-    """A 10-hex-digit digest of everything that shapes a run: the options and both agents' hyperparameters."""
+    """A 10-hex-digit digest of everything that shapes a run: the options and both agents' hyperparameters.
+
+    Hyperparameters whose value is ``None`` (a feature not used, such as ``action_prior``) are left out, so that
+    adding an optional feature to an agent does not orphan the runs made before it existed; changing any default
+    that a run uses changes the digest."""
     payload = {
         "args": {k: v for k, v in asdict(args).items() if k not in NOT_IN_DIGEST},
-        **{algo: resolved_hyperparameters(algo, args) for algo in ALGOS},
+        **{algo: {k: v for k, v in resolved_hyperparameters(algo, args).items() if v is not None} for algo in ALGOS},
     }
     text = json.dumps(payload, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
@@ -355,9 +359,9 @@ def run_pair(env_id: str, seed: int, args: Args, checkpoints: Path) -> tuple[lis
 
 
 def summarize(rows: list[dict[str, Any]], env_ids: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per environment: IQM and mean of each agent's final return with 95% bootstrap intervals, SoftQ - SAC
-    paired by seed, and the SoftQ/SAC training wall-clock ratio; the ratio over both environments too
-    (stratified by environment). Also the sentences quoted in the table's notes."""
+    """Per environment: IQM and mean of each agent's final score (``final_window_return``) with 95% bootstrap
+    intervals, SoftQ - SAC paired by seed, and the SoftQ/SAC training wall-clock ratio; the ratio over both
+    environments too (stratified by environment). Also the sentences quoted in the table's notes."""
     by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}  # (env, algo) -> seed -> row
     for r in rows:
         by.setdefault((r["env"], r["algo"]), {})[r["seed"]] = r
@@ -366,25 +370,25 @@ def summarize(rows: list[dict[str, Any]], env_ids: tuple[str, ...]) -> tuple[lis
         seeds = sorted(set(by.get((env_id, "SAC"), {})) & set(by.get((env_id, "SoftQ"), {})))
         if not seeds:
             continue
-        returns = {algo: np.array([by[env_id, algo][s]["final_return"] for s in seeds]) for algo in ALGOS}
+        returns = {algo: np.array([by[env_id, algo][s]["final_window_return"] for s in seeds]) for algo in ALGOS}
         wall = {algo: np.array([by[env_id, algo][s]["train_wall_s"] for s in seeds]) for algo in ALGOS}
         ratios[env_id] = wall["SoftQ"] / wall["SAC"]
         for algo in ALGOS:
             q, m = bootstrap_ci(returns[algo], iqm), bootstrap_ci(returns[algo], mean)
             summary.append({
-                "env": env_id, "quantity": f"{algo} final return", "seeds": len(seeds),
+                "env": env_id, "quantity": f"{algo} final score", "seeds": len(seeds),
                 "iqm": q.point, "iqm_low": q.low, "iqm_high": q.high, "mean": m.point, "mean_low": m.low,
                 "mean_high": m.high,
             })
         diff = paired_difference_ci(returns["SoftQ"], returns["SAC"])
         ratio = bootstrap_ci(ratios[env_id], iqm)
         judged = verdict(diff) if len(seeds) > 1 else "n/a (1 seed)"
-        summary.append({"env": env_id, "quantity": "SoftQ - SAC final return (paired)", "seeds": len(seeds),
+        summary.append({"env": env_id, "quantity": "SoftQ - SAC final score (paired)", "seeds": len(seeds),
                         "mean": diff.point, "mean_low": diff.low, "mean_high": diff.high, "verdict": judged})
         summary.append({"env": env_id, "quantity": "SoftQ / SAC training wall-clock", "seeds": len(seeds),
                         "iqm": ratio.point, "iqm_low": ratio.low, "iqm_high": ratio.high})
         notes.append(
-            f"{env_id} (seeds {seeds}): SoftQ - SAC mean final return {diff} (95% CI, paired by seed): "
+            f"{env_id} (seeds {seeds}): SoftQ - SAC mean final score {diff} (95% CI, paired by seed): "
             f"{'SoftQ ' + judged if judged in ('higher', 'lower') else judged}; SoftQ/SAC training "
             f"wall-clock IQM {ratio} (target <= 1.5)."
         )
@@ -428,9 +432,11 @@ def configuration_notes(args: Args, key: str) -> tuple[str, ...]:
         f"tuning: {TUNING_SEEDS}). SAC (rl-zoo3): `{agent_kwargs('SAC', args)}`. "
         f"SoftQ: `{agent_kwargs('SoftQ', args)}` on top of its defaults (SOFTQ_CONFIG = `{SOFTQ_CONFIG}`).",
         f"Both agents train side by side in one process, alternating {args.chunk}-step learn calls (ABBA), one torch "
-        f"thread; train_wall_s/train_cpu_s time only the learn calls. final_return: mean of {args.n_final_episodes} "
-        f"deterministic episodes at step {args.total_timesteps}; RSS is the process's (both agents), sampled after "
-        f"every learn call; mean_load_1m: the 1-minute load average, sampled after every chunk.",
+        f"thread; train_wall_s/train_cpu_s time only the learn calls. final_window_return (the final score): the "
+        f"mean of the evaluations in the last 10% of training (experiments.stats.final_window); final_return: mean "
+        f"of {args.n_final_episodes} deterministic episodes at step {args.total_timesteps}; RSS is the process's "
+        f"(both agents), sampled after every learn call; mean_load_1m: the 1-minute load average, sampled after "
+        f"every chunk.",
     )
 
 
@@ -438,7 +444,8 @@ def configuration_notes(args: Args, key: str) -> tuple[str, ...]:
 
 
 INTEGER = ("seed", "steps", "step", "episodes", "segments")
-REAL = ("final_return", "final_std", "best_return", "train_wall_s", "train_cpu_s", "steps_per_s", "eval_wall_s",
+REAL = ("final_window_return", "final_return",
+        "final_std", "best_return", "train_wall_s", "train_cpu_s", "steps_per_s", "eval_wall_s",
         "peak_rss_mb", "rss_first_mb", "mean_load_1m", "eval_return", "eval_std", "rss_mb")
 
 
@@ -489,6 +496,10 @@ def write_results(rows: list[dict[str, Any]], curves: list[dict[str, Any]], args
                   device: torch.device, out_dir: Path) -> None:
     info = environment_info(device, packages=("stable-baselines3", "gymnasium", "mujoco"))
     env_ids = tuple(e for e in ENV_IDS if any(r["env"] == e for r in rows))
+    for r in rows:  # the final score, from the run's curve (also for rows written before the column existed)
+        curve = [(c["step"], c["eval_return"]) for c in curves if (c["env"], c["algo"], c["seed"]) ==
+                 (r["env"], r["algo"], r["seed"])]
+        r["final_window_return"] = final_window(curve, args.total_timesteps)
     summary, notes = summarize(rows, env_ids)
     rows = sorted(rows, key=lambda r: (r["env"], r["algo"], r["seed"]))
     write_table(out_dir, "mujoco", rows, title="MuJoCo: SoftQ against SAC (rl-zoo3 hyperparameters)",

@@ -9,10 +9,16 @@ are timed. Every ``eval_freq`` steps each is evaluated on ``n_eval_episodes`` de
 The hyperparameters are the Pendulum-v1 entries of ``hyperparams/softq.yml`` and ``hyperparams/sac.yml`` (rl-zoo3's
 format, so ``python -m agents.zoo --algo softq --env Pendulum-v1`` trains the same SoftQ); options override them.
 
+A run's final score (``final_window_return``) is the mean of its evaluations in the last 10% of training
+(``experiments.stats.final_window``: steps 18,000 and 20,000 at the defaults), not one evaluation.
+
 Writes ``results/pendulum/``: ``pendulum.csv`` (one row per algorithm and seed), ``pendulum.md``,
+``summary.csv`` (means over seeds with 95% bootstrap intervals, and the paired difference SoftQ - SAC),
 ``curves.csv`` and ``pendulum.png`` (evaluation return against steps).
 
-Run: ``python -m experiments.pendulum`` (``--quick`` for a smoke run).
+Run: ``python -m experiments.pendulum`` (``--quick`` for a smoke run; ``--no-run`` rebuilds the tables from
+the rows already in the folder, e.g. after the rows of more seeds, made at the same configuration by
+another invocation, were added to its CSVs).
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 import yaml
 from stable_baselines3 import SAC
@@ -31,7 +36,17 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from agents import SoftQ
-from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
+from experiments._common import (
+    config_digest,
+    environment_info,
+    parse_args,
+    pyplot,
+    read_rows,
+    results_dir,
+    save_figure,
+    write_table,
+)
+from experiments.stats import bootstrap_ci, final_window, mean, paired_difference_ci, verdict
 
 HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
 
@@ -71,8 +86,12 @@ class Args:
     softq_width: int = field(
         default=int(_WIDTHS[0]), metadata={"help": "SoftQ critic and proposal width (2 layers)"}
     )
+    run: bool = field(default=True, metadata={"help": "--no-run: only rebuild the tables from the folder's rows"})
     quick: bool = field(default=False, metadata={"help": "smoke run: 600 steps, one seed, 2 episodes"})
 
+
+NOT_IN_CONFIG = ("seeds", "run", "quick")
+"""Fields that do not change what a run of one seed computes (left out of the ``config`` digest)."""
 
 QUICK = {"seeds": (0,), "total_timesteps": 600, "eval_freq": 300, "timing_chunk": 150, "n_eval_episodes": 2}
 
@@ -135,6 +154,8 @@ def run_seed(seed: int, args: Args) -> tuple[list[dict[str, Any]], list[dict[str
         {
             "algo": algo,
             "seed": seed,
+            "final_window_return": final_window([(c["step"], c["eval_return"]) for c in curves[algo]],
+                                                args.total_timesteps),
             "final_return": curves[algo][-1]["eval_return"],
             "final_std": curves[algo][-1]["eval_std"],
             "best_return": max(c["eval_return"] for c in curves[algo]),
@@ -160,39 +181,75 @@ def plot(curves: list[dict[str, Any]], path: str) -> None:
     save_figure(fig, path)
 
 
+def summarize(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Each agent's mean final score and training time over seeds (95% bootstrap intervals), the paired
+    difference SoftQ - SAC and the SoftQ/SAC training wall-clock ratio (total over the seeds both ran)."""
+    by = {algo: {r["seed"]: r for r in rows if r["algo"] == algo} for algo in ALGOS}
+    seeds = sorted(set(by["SAC"]) & set(by["SoftQ"]))
+    if not seeds:
+        return [], "no seed was run by both agents"
+    out = []
+    for algo in ALGOS:
+        score = bootstrap_ci([by[algo][s]["final_window_return"] for s in seeds], mean)
+        out.append({"quantity": f"{algo} final score", "seeds": len(seeds), "mean": score.point, "low": score.low,
+                    "high": score.high})
+    diff = paired_difference_ci([by["SoftQ"][s]["final_window_return"] for s in seeds],
+                                [by["SAC"][s]["final_window_return"] for s in seeds])
+    out.append({"quantity": "SoftQ - SAC final score (paired by seed)", "seeds": len(seeds), "mean": diff.point,
+                "low": diff.low, "high": diff.high, "verdict": verdict(diff) if len(seeds) > 1 else "n/a (1 seed)"})
+    ratio = sum(by["SoftQ"][s]["train_seconds"] for s in seeds) / sum(by["SAC"][s]["train_seconds"] for s in seeds)
+    out.append({"quantity": "SoftQ / SAC training wall-clock (total)", "seeds": len(seeds), "mean": ratio})
+    note = (f"Seeds {seeds}: SoftQ - SAC final score {diff} (paired, 95% CI): {out[2]['verdict']}; "
+            f"SoftQ/SAC training wall-clock {ratio:.2f} (target <= 1.5).")
+    return out, note
+
+
 def main(args: Args) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     if args.quick:
         args = replace(args, **QUICK)
     out_dir = results_dir("pendulum")
-    rows, curves = [], []
-    for seed in args.seeds:
-        seed_rows, seed_curves = run_seed(seed, args)
-        rows += seed_rows
-        curves += seed_curves
-    summary = []
-    for algo in ("SAC", "SoftQ"):
-        mine = [r for r in rows if r["algo"] == algo]
-        summary.append({
-            "algo": algo,
-            "seed": "mean",
-            "final_return": float(np.mean([r["final_return"] for r in mine])),
-            "train_seconds": round(float(np.mean([r["train_seconds"] for r in mine])), 1),
-        })
-    ratio = summary[1]["train_seconds"] / summary[0]["train_seconds"]
+    digest = config_digest(args, exclude=NOT_IN_CONFIG)
+    if not args.run:  # the folder's rows as they are, final scores recomputed from their curves
+        curves = read_rows(out_dir / "curves.csv", keep=lambda r: True, integer=("seed", "step"),
+                           real=("eval_return", "eval_std"))
+        rows = read_rows(out_dir / "pendulum.csv", keep=lambda r: r["seed"].isdigit(), integer=("seed",),
+                         real=("final_return", "final_std", "best_return", "train_seconds", "env_steps_per_s"))
+        if not rows:
+            raise FileNotFoundError(f"--no-run: no per-seed rows in {out_dir / 'pendulum.csv'}")
+        for r in rows:
+            curve = [(c["step"], c["eval_return"]) for c in curves if (c["algo"], c["seed"]) == (r["algo"], r["seed"])]
+            r["final_window_return"] = final_window(curve, args.total_timesteps)
+        args = replace(args, seeds=tuple(sorted({r["seed"] for r in rows})))
+        rebuilt = ("Rebuilt from this folder's rows by --no-run: the environment below is the rebuild's, not the "
+                   "runs'; rows with a config column were made at that configuration digest.",)
+    else:
+        rows, curves, rebuilt = [], [], ()
+        for seed in args.seeds:
+            seed_rows, seed_curves = run_seed(seed, args)
+            rows += [{**r, "config": digest} for r in seed_rows]
+            curves += seed_curves
+    rows = sorted(rows, key=lambda r: (r["seed"], r["algo"]))
+    summary, note = summarize(rows)
     plot(curves, str(out_dir / "pendulum.png"))
     write_table(out_dir, "curves", curves, title="Pendulum-v1 learning curves")
+    info = environment_info(packages=("stable-baselines3", "gymnasium"))
     write_table(
-        out_dir, "pendulum", rows + summary,
+        out_dir, "pendulum", rows,
         title="Pendulum-v1: SoftQ against SAC",
         config=args,
-        info=environment_info(packages=("stable-baselines3", "gymnasium")),
+        info=info,
         notes=(
-            f"SoftQ/SAC training wall-clock ratio: {ratio:.2f} (target <= 1.5; the agents trained in alternating "
-            f"{args.timing_chunk}-step chunks, one torch thread). Returns are the mean of "
-            f"n_eval_episodes deterministic episodes after the last chunk.",
+            note,
+            f"The agents trained in alternating {args.timing_chunk}-step chunks (ABBA), one torch thread; "
+            f"final_window_return: the mean of the evaluations (each {args.n_eval_episodes} deterministic episodes) "
+            f"in the last 10% of training; final_return: the last evaluation alone.",
+            *rebuilt,
         ),
     )
+    write_table(out_dir, "summary", summary, title="Pendulum-v1: means over seeds with 95% bootstrap intervals",
+                config=args, info=info, notes=("Percentile bootstrap over seeds (experiments/stats.py); a paired "
+                                               "difference whose interval includes 0 is a tie.",))
     return rows + summary
 
 

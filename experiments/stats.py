@@ -9,6 +9,9 @@ The method is rliable's (Agarwal et al. 2021, "Deep RL at the Edge of the Statis
   replacement ``reps`` times, compute the statistic on each resample, and take its 2.5% and 97.5%
   percentiles. When several tasks are aggregated, the resampling is **stratified by task**: each
   task's runs are resampled among themselves, so every resample keeps each task's number of runs;
+- a run's **final score** is the mean of its evaluations in the last :data:`FINAL_WINDOW` (10%) of
+  training, at least two of them (:func:`final_window`), so that one lucky or unlucky evaluation does
+  not decide it;
 - for two agents whose runs pair by seed (trained on the same seed, side by side), the interval of the
   **paired difference** bootstraps the per-seed differences ``a - b``; an interval that includes zero
   is a **tie** (:func:`verdict`).
@@ -20,7 +23,7 @@ only from ``seed`` (a fresh ``numpy.random.Generator``), never from the global R
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +35,28 @@ Statistic = Callable[..., np.ndarray]
 
 Scores = ArrayLike | Mapping[str, ArrayLike]
 """One task's runs (a 1-D array), or task name -> that task's runs."""
+
+
+FINAL_WINDOW = 0.1
+"""The fraction of training, at its end, whose evaluations make a run's final score (:func:`final_window`)."""
+
+
+def final_window(curve: Sequence[tuple[int, float]], total: int, fraction: float = FINAL_WINDOW) -> float:
+    """A run's final score: the mean evaluation over the last ``fraction`` of its ``total`` steps.
+
+    ``curve``: ``(step, evaluation)`` pairs in training order. The window holds the evaluations at
+    ``step >= (1 - fraction) * total``; when it holds fewer than two (evaluations sparser than the
+    window), the last two evaluations are the window. Raises ``ValueError`` for fewer than two
+    evaluations, since one evaluation is not a final score.
+    """
+    if len(curve) < 2:
+        raise ValueError(f"a final score needs at least 2 evaluations, got {len(curve)}: evaluate more often")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    window = [value for step, value in curve if step >= (1.0 - fraction) * total]
+    if len(window) < 2:
+        window = [value for _, value in curve[-2:]]
+    return float(np.mean(window))
 
 
 def iqm(x: ArrayLike, axis: int = -1) -> np.ndarray:

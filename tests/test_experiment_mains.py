@@ -97,6 +97,40 @@ def test_sb3_training_leaves_no_log_folder_in_the_system_temporary_directory():
 
 
 @pytest.mark.slow
+def test_pendulum_no_run_rebuilds_the_tables_from_rows_that_two_invocations_wrote(tmp_path, monkeypatch):
+    """Seeds run by another invocation (into another root) join the table: their rows are appended to the CSVs
+    and ``--no-run`` recomputes every final score and the paired summary from the rows, without training."""
+    from experiments import pendulum, stats
+
+    threads = torch.get_num_threads()
+    try:
+        for seed, root in ((0, tmp_path / "a"), (1, tmp_path / "b")):
+            monkeypatch.setattr(_common, "RESULTS_ROOT", root)
+            pendulum.main(dataclasses.replace(tiny_args(pendulum, "pendulum"), seeds=(seed,)))
+        for name in ("pendulum.csv", "curves.csv"):  # append b's rows to a's (what a merge of two roots does)
+            extra = (tmp_path / "b/pendulum" / name).read_text(encoding="utf-8").splitlines()[1:]
+            with open(tmp_path / "a/pendulum" / name, "a", encoding="utf-8") as f:
+                f.write("\n".join(extra) + "\n")
+        monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path / "a")
+        monkeypatch.setattr(pendulum, "run_seed", lambda *a: pytest.fail("--no-run trained"))
+        rows = pendulum.main(dataclasses.replace(tiny_args(pendulum, "pendulum"), run=False))
+    finally:
+        torch.set_num_threads(threads)
+    per_seed = [r for r in rows if "algo" in r]
+    assert sorted((r["algo"], r["seed"]) for r in per_seed) == [("SAC", 0), ("SAC", 1), ("SoftQ", 0), ("SoftQ", 1)]
+    with open(tmp_path / "a/pendulum/curves.csv", newline="") as f:
+        curves = list(csv.DictReader(f))
+    for r in per_seed:
+        mine = [(int(c["step"]), float(c["eval_return"])) for c in curves
+                if (c["algo"], int(c["seed"])) == (r["algo"], r["seed"])]
+        assert r["final_window_return"] == pytest.approx(stats.final_window(mine, 200))
+    diff = next(r for r in rows if r.get("quantity", "").startswith("SoftQ - SAC"))
+    assert diff["seeds"] == 2
+    text = (tmp_path / "a/pendulum/pendulum.md").read_text(encoding="utf-8")
+    assert "- seeds: `(0, 1)`" in text and "Rebuilt from this folder's rows" in text
+
+
+@pytest.mark.slow
 def test_ibc_particle_invocations_on_other_seeds_merge_their_rows(tmp_path, monkeypatch):
     """Parallel ``--resume`` invocations on other seeds: one that started before another wrote its run still keeps
     that run in the table it writes (without the merge, the last writer's table would drop it)."""

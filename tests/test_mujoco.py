@@ -151,6 +151,28 @@ def test_digest_follows_softq_configuration_not_where_or_which_runs_go(tmp_path,
     assert mujoco.agent_kwargs("SoftQ", args)["alpha"] == 0.5 and "alpha" not in mujoco.agent_kwargs("SAC", args)
 
 
+def test_a_new_optional_agent_feature_leaves_the_digest_but_a_used_default_changes_it(tmp_path, monkeypatch):
+    from experiments import mujoco
+
+    args = tiny(tmp_path)
+    key = mujoco.digest(args)
+    real = mujoco.resolved_hyperparameters
+    monkeypatch.setattr(mujoco, "resolved_hyperparameters", lambda algo, a: {**real(algo, a), "new_feature": None})
+    assert mujoco.digest(args) == key
+    monkeypatch.setattr(mujoco, "resolved_hyperparameters", lambda algo, a: {**real(algo, a), "tau": 0.01})
+    assert mujoco.digest(args) != key
+
+
+def test_the_committed_held_out_rows_were_made_at_the_current_configuration():
+    """The README's MuJoCo rows are the current configuration's: a default that changes what a run does changes
+    the digest, and this test then fails (rather than ``--resume`` silently training new runs beside the table)."""
+    from experiments import mujoco
+
+    with open(ROOT / "results" / "mujoco" / "mujoco.csv", newline="") as f:
+        keys = {r["config"] for r in csv.DictReader(f)}
+    assert keys == {mujoco.digest(mujoco.check_args(mujoco.Args()))}
+
+
 def test_bad_options_are_refused_naming_them(tmp_path):
     from experiments.mujoco import check_args
 

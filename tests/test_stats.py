@@ -9,6 +9,7 @@
 - stratification keeps each task's number of runs: tasks whose runs are constant give an interval of
   zero width, which pooled (unstratified) resampling would not;
 - paired differences cancel what a seed's pair shares; ties when the interval includes zero;
+- a run's final score is the mean of the evaluations in its last 10% (at least two), on known curves;
 - agreement with rliable's ``get_interval_estimates`` when rliable is installed (not a dependency).
 """
 
@@ -22,6 +23,7 @@ import pytest
 from experiments.stats import (
     Interval,
     bootstrap_ci,
+    final_window,
     iqm,
     is_tie,
     mean,
@@ -165,3 +167,15 @@ def test_agrees_with_rliable_stratified_bootstrap():
     # Two independent sets of 50,000 resamples: the percentiles agree to about 1% of the width.
     assert ours.low == pytest.approx(intervals["x"][0, 0], abs=0.03 * width)
     assert ours.high == pytest.approx(intervals["x"][1, 0], abs=0.03 * width)
+
+
+def test_final_score_is_the_mean_of_the_last_tenth_of_the_curve_and_at_least_two_evaluations():
+    curve = [(step, float(step // 1000)) for step in range(1000, 20_001, 1000)]  # evaluations 1 .. 20
+    assert final_window(curve, 20_000) == pytest.approx((18 + 19 + 20) / 3)  # steps 18,000-20,000
+    sparse = [(5_000, 1.0), (10_000, 2.0), (15_000, 3.0), (20_000, 7.0)]  # one evaluation in the window
+    assert final_window(sparse, 20_000) == pytest.approx(5.0)  # the last two
+    assert final_window(sparse, 20_000, fraction=0.5) == pytest.approx((2 + 3 + 7) / 3)
+    with pytest.raises(ValueError, match="at least 2 evaluations"):
+        final_window([(20_000, 1.0)], 20_000)
+    with pytest.raises(ValueError, match="fraction"):
+        final_window(sparse, 20_000, fraction=0.0)
