@@ -68,3 +68,25 @@ def test_a_held_out_run_short_of_its_declared_seeds_gets_no_verdict():
     assert pending("ahead: difference 2 [1, 3]", 2, 5, False) == (
         "no verdict until all 5 held-out seeds have run (so far ahead, difference 2 [1, 3])")
     assert pending("tie: difference 0 [-1, 1]", 2, 5, True) == "tie: difference 0 [-1, 1]"  # history: as labelled
+
+
+def test_mountaincar_row_counts_only_finished_runs_and_pairs_the_softq_arms(tmp_path):
+    import csv
+
+    from experiments._headlines import mountaincar
+
+    assert mountaincar(tmp_path) is None  # no results yet: no row
+    rows = [  # arm, seed, final score, first solving evaluation, steps trained
+        ("SoftQ+ibc", 0, 93.0, 15000, 50000), ("SoftQ+ibc", 1, 91.0, 20000, 50000), ("SoftQ+ibc", 2, 95.0, 5000, 20000),
+        ("SoftQ", 0, -1.0, "", 50000), ("SoftQ", 1, 92.0, 45000, 50000), ("SAC", 0, -0.5, "", 50000),
+    ]
+    (tmp_path / "mountaincar").mkdir()
+    with open(tmp_path / "mountaincar/runs.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "seed", "final_window_return", "steps_to_solving_eval", "steps_trained"])
+        w.writerows(rows)
+    h = mountaincar(tmp_path)
+    assert "SoftQ+ibc 92 [91, 93] (2 seeds; final score >= 90 on 2" in h.ebrl  # seed 2 has not finished
+    assert "15,000 / 20,000 steps" in h.ebrl
+    assert "SoftQ 45.5" in h.baseline and "never / 45,000" in h.baseline and "SAC -0.500 (1 seed;" in h.baseline
+    assert h.verdict.startswith("no verdict until all 3 held-out seeds have run")  # 2 of 3 seeds paired
