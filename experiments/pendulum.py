@@ -9,6 +9,13 @@ are timed. Every ``eval_freq`` steps each is evaluated on ``n_eval_episodes`` de
 The hyperparameters are the Pendulum-v1 entries of ``hyperparams/softq.yml`` and ``hyperparams/sac.yml`` (rl-zoo3's
 format, so ``python -m agents.zoo --algo softq --env Pendulum-v1`` trains the same SoftQ); options override them.
 
+Protocol. Pendulum has no tuning seeds of its own: the configuration is the yml entries' (SAC's is rl-zoo3's;
+SoftQ's adds its defaults of the time, a learnt α and the amortised proposal). Seeds 0-5 had run at the earlier
+defaults before these were adopted (``results/pendulum*``, history); the current configuration then ran on seeds
+0-2 (``results/auto_alpha/pendulum/``) and later, with no setting changed in between, on seeds 3 and 4 (their
+rows added to the same table). ``tests/test_zoo.py`` checks that the committed table's configuration is the
+current one.
+
 A run's final score (``final_window_return``) is the mean of its evaluations in the last 10% of training
 (``experiments.stats.final_window``: steps 18,000 and 20,000 at the defaults), not one evaluation.
 
