@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments._common import RESULTS_ROOT
-from experiments.stats import Interval, bootstrap_ci, mean, paired_difference_ci
+from experiments.stats import Interval, bootstrap_ci, final_window, mean, paired_difference_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- headlines: start -->", "<!-- headlines: end -->"
@@ -331,6 +331,19 @@ def priors(root: Path) -> Headline:
         return f"{ci([x[s] for s in seeds])} (seeds {' / '.join(fmt(x[s]) for s in seeds)})"
 
     solved = sum(residual[s] >= 0.8 for s in seeds)
+    curves = rows(root / "priors/runs_curves.csv", algo="SoftQ")
+    configs = {(r["variant"], r["seed"]): r["config"] for r in mine}
+
+    def window(variant: str) -> list[float]:  # each seed's final score: its evaluations in the last 10%
+        return [final_window([(int(c["step"]), float(c["success_rate"])) for c in curves
+                              if (c["variant"], c["seed"], c["config"]) == (variant, str(s), configs[variant, str(s)])],
+                             steps) for s in seeds]
+
+    windows = window("ibc_residual"), window("none")
+    if windows == ([residual[s] for s in seeds], [none[s] for s in seeds]):
+        window_text = "; the same over the last 10% of evaluations"
+    else:
+        window_text = f"; over the last 10% of evaluations {ci(windows[0])} against {ci(windows[1])}"
     elsewhere, _, elsewhere_rows = arms(other)
     if elsewhere:
         budget = max(int(float(r["steps_trained"])) for r in elsewhere_rows if r["variant"] == "ibc_residual")
@@ -343,7 +356,7 @@ def priors(root: Path) -> Headline:
         "docs/algorithms/value-priors.md",
         f"implicit-BC state-action prior under the critic {show(residual)}", f"no prior {show(none)}",
         pending(verdict(diff), len(seeds), len(declared), False)
-        + f"; at least 80% on {solved} of {len(seeds)} seeds (the target is every seed){elsewhere_text}",
+        + f"; at least 80% on {solved} of {len(seeds)} seeds (the target is every seed){window_text}{elsewhere_text}",
     )
 
 
