@@ -227,18 +227,21 @@ def per_run(curves: list[dict[str, Any]], total: int) -> list[dict[str, Any]]:
     return rows
 
 
-def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summary(rows: list[dict[str, Any]], total: int) -> list[dict[str, Any]]:
+    """Per arm, over the runs that finished ``total`` steps: the mean final score with its 95% bootstrap interval,
+    and on how many seeds an evaluation, and the final score, solved the task; unfinished runs are counted apart."""
     out = []
     for arm in dict.fromkeys(r["arm"] for r in rows):
-        mine = [r for r in rows if r["arm"] == arm and r["final_window_return"] != ""]
-        if not mine:
-            continue
-        finals = np.array([r["final_window_return"] for r in mine])
-        ci = stats.bootstrap_ci(finals, statistic=stats.mean, seed=0)
-        solved = sum(r["steps_to_solving_eval"] != "" for r in mine)
-        out.append({"arm": arm, "seeds": len(finals), "final score mean [95% CI]": str(ci),
-                    "seeds with a solving evaluation": f"{solved}/{len(finals)}",
-                    "seeds with a solving final score": f"{int((finals >= SOLVED_RETURN).sum())}/{len(finals)}"})
+        mine = [r for r in rows if r["arm"] == arm and r["steps_trained"] >= total]
+        unfinished = sum(r["arm"] == arm and r["steps_trained"] < total for r in rows)
+        row: dict[str, Any] = {"arm": arm, "finished seeds": len(mine), "unfinished runs": unfinished}
+        if mine:
+            finals = np.array([r["final_window_return"] for r in mine])
+            solved = sum(r["steps_to_solving_eval"] != "" for r in mine)
+            row.update({"final score mean [95% CI]": str(stats.bootstrap_ci(finals, statistic=stats.mean, seed=0)),
+                        "seeds with a solving evaluation": f"{solved}/{len(mine)}",
+                        "seeds with a solving final score": f"{int((finals >= SOLVED_RETURN).sum())}/{len(mine)}"})
+        out.append(row)
     return out
 
 
@@ -283,9 +286,11 @@ def write_results(curves: list[dict[str, Any]], args: Args, out_dir: Path) -> No
                        f"solving: mean return >= {SOLVED_RETURN:g}; final_window_return (the final score): the mean "
                        f"of the evaluations in the last 10% of training (experiments.stats.final_window)."
                        + (" QUICK SMOKE RUN: figures meaningless." if args.quick else ""),))
-    write_table(out_dir, "summary", summary(rows), title="MountainCarContinuous: final evaluation over seeds",
-                notes=("Mean final score over seeds with a 95% percentile-bootstrap interval (experiments.stats); runs "
-                       "with fewer than two evaluations so far are left out.",))
+    write_table(out_dir, "summary", summary(rows, args.total_timesteps),
+                title="MountainCarContinuous: final score over seeds",
+                notes=(f"Over the runs that finished {args.total_timesteps:,} steps: the mean final score with a 95% "
+                       "percentile-bootstrap interval over seeds (experiments.stats). Unfinished runs (resumable) are "
+                       "in runs.md with the steps they trained.",))
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     arms = list(dict.fromkeys(c["arm"] for c in curves))
