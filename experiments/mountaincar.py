@@ -89,6 +89,9 @@ class Args:
     prior_epochs: int = field(default=100, metadata={"help": "NCE epochs of the state prior"})
     ibc_epochs: int = field(default=50, metadata={"help": "InfoNCE epochs of the state-action prior"})
     run: bool = field(default=True, metadata={"help": "--no-run: only rebuild the tables (unfinished runs included)"})
+    references: bool = field(
+        default=False, metadata={"help": "also evaluate the scripted controller and implicit BC alone (references.md)"}
+    )
     quick: bool = field(default=False, metadata={"help": "smoke run into results/quick/"})
 
 
@@ -165,7 +168,28 @@ def make_model(arm: str, seed: int, args: Args, demos: list[dict[str, np.ndarray
     return SoftQ("MlpPolicy", env, buffer_size=buffer, seed=seed)
 
 
-def evaluate(model: BaseAlgorithm, args: Args, seed: int) -> float:
+class EnergyPumping:
+    """The scripted controller of the demonstrations, with SB3's ``predict``: a = +1 if v >= 0 else -1."""
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return np.array([1.0 if obs[1] >= 0 else -1.0], np.float32), None
+
+
+def references(args: Args, seed: int) -> list[dict[str, Any]]:
+    """What the demonstrations and the state-action prior achieve alone, evaluated as the arms are: the scripted
+    controller, and the implicit-BC policy that ``SoftQ+ibc``'s prior comes from (trained as in ``make_model``,
+    acting by its lowest-energy action)."""
+    torch.manual_seed(seed)
+    demos = demonstrations(args, seed)
+    env = gym.make(ENV_ID)
+    ibc = IBC(env.observation_space, env.action_space, hidden=(256, 256), seed=seed)
+    ibc.learn(np.concatenate([d["obs"] for d in demos]), np.concatenate([d["act"] for d in demos]),
+              epochs=args.ibc_epochs)
+    return [{"policy": name, "seed": seed, "eval_return": evaluate(policy, args, seed)}
+            for name, policy in (("energy-pumping controller", EnergyPumping()), ("implicit BC alone", ibc))]
+
+
+def evaluate(model: Any, args: Args, seed: int) -> float:
     """Mean raw return of the deterministic policy over ``n_eval_episodes``."""
     env = gym.make(ENV_ID)
     returns = []
@@ -253,10 +277,16 @@ def main(args: Args) -> list[dict[str, Any]]:
     if unknown:
         raise ValueError(f"arms must be among {ARMS}, got {unknown}")
     out_dir = results_dir("mountaincar", root=RESULTS_ROOT / "quick" if args.quick else None)
-    digest = config_digest(args, exclude=("seeds", "arms", "run", "quick"))
+    digest = config_digest(args, exclude=("seeds", "arms", "run", "references", "quick"))
     curves = read_rows(out_dir / "curves.csv", keep=lambda r: r["config"] == digest, integer=("seed", "step"),
                        real=("eval_return",))
     finished = {(c["arm"], c["seed"]) for c in curves if c["step"] >= args.total_timesteps}
+    if args.references:
+        refs = [r for seed in args.seeds for r in references(args, seed)]
+        write_table(out_dir, "references", refs, title="MountainCarContinuous: the demonstrator and the prior alone",
+                    config=args, info=environment_info(packages=("stable-baselines3", "gymnasium")),
+                    notes=(f"Deterministic policy, the {args.n_eval_episodes} evaluation episodes of each seed "
+                           f"(the arms' own); solving: mean return >= {SOLVED_RETURN:g}.",))
     if not args.run:  # the tables, with the evaluations of unfinished runs so far
         for seed in args.seeds:
             for arm in args.arms:

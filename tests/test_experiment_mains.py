@@ -35,7 +35,7 @@ TINY: dict[str, dict[str, object]] = {
                    "ais_timing_temperatures": 50, "large_samples": 200, "large_hidden": 8, "large_epochs": 1},
     "priors": {"total_timesteps": 60, "n_demos": 2, "prior_epochs": 1, "n_eval_episodes": 1},
     "softdqn_alpha_update": {"quick": True},
-    "mountaincar": {"total_timesteps": 200, "eval_freq": 100, "n_eval_episodes": 1, "n_demos": 1},
+    "mountaincar": {"total_timesteps": 200, "eval_freq": 100, "n_eval_episodes": 1, "n_demos": 1, "references": True},
 }
 """Per script: settings beyond its ``QUICK`` ones (fields a script does not have are skipped)."""
 
