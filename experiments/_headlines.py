@@ -382,11 +382,14 @@ def mountaincar(root: Path) -> Headline | None:
             return f"{name} not run yet"
         seeds = sorted(score)
         solved = sum(score[s] >= SOLVED_RETURN for s in seeds)
-        steps = " / ".join(f"{int(first[s]):,}" if first[s] else "never" for s in seeds)
+        if any(first[s] for s in seeds):
+            steps = "first solving evaluation at " + " / ".join(
+                f"{int(first[s]):,}" if first[s] else "never" for s in seeds) + " steps"
+        else:
+            steps = "no solving evaluation"
         value = ci([score[s] for s in seeds]) if len(seeds) > 1 else fmt(score[seeds[0]])
         plural = "s" * (len(seeds) > 1)
-        return (f"{name} {value} ({len(seeds)} seed{plural}; final score >= {SOLVED_RETURN:g} on {solved}; "
-                f"first solving evaluation at {steps} steps)")
+        return f"{name} {value} ({len(seeds)} seed{plural}; final score >= {SOLVED_RETURN:g} on {solved}; {steps})"
 
     prior, softq = arm("SoftQ+ibc")[0], arm("SoftQ")[0]
     shared = sorted(set(prior) & set(softq))
@@ -395,9 +398,17 @@ def mountaincar(root: Path) -> Headline | None:
         text = pending(verdict(diff), len(shared), declared, False) + " (SoftQ+ibc - SoftQ)"
     else:
         text = f"no verdict: {len(shared)} of {declared} seeds have finished both SoftQ arms"
+    shaping = [show(name) for name in ("SAC+shaping", "SoftQ+shaping") if arm(name)[0]]
+    references = root / "mountaincar/references.csv"
+    if references.is_file():  # what the demonstrations and the prior give without learning
+        demo = [float(r["eval_return"]) for r in rows(references, policy="energy-pumping controller")]
+        alone = [float(r["eval_return"]) for r in rows(references, policy="implicit BC alone")]
+        text += (f"; the demonstrator scores {ci(demo)}, implicit BC alone reaches {SOLVED_RETURN:g} on "
+                 f"{sum(v >= SOLVED_RETURN for v in alone)} of {len(alone)} seeds")
     return Headline(
         f"MountainCarContinuous-v0: final score at {budget:,} steps (mean of the last 10% of evaluations)",
-        "docs/algorithms/value-priors.md", show("SoftQ+ibc"), f"{show('SoftQ')}; {show('SAC')}", text,
+        "docs/algorithms/value-priors.md", show("SoftQ+ibc"),
+        "; ".join([show("SoftQ"), show("SAC"), *(f"state prior: {x}" for x in shaping)]), text,
     )
 
 
