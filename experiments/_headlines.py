@@ -376,20 +376,20 @@ def mountaincar(root: Path) -> Headline | None:
         mine = [r for r in done if r["arm"] == name]
         return by_seed(mine, "final_window_return"), {int(r["seed"]): r["steps_to_solving_eval"] for r in mine}
 
+    def solved(name: str) -> str:
+        score = arm(name)[0]
+        return f"solved {sum(v >= SOLVED_RETURN for v in score.values())} of {len(score)}"
+
     def show(name: str) -> str:
         score, first = arm(name)
         if not score:
             return f"{name} not run yet"
         seeds = sorted(score)
-        solved = sum(score[s] >= SOLVED_RETURN for s in seeds)
+        steps = ""
         if any(first[s] for s in seeds):
-            steps = "first solving evaluation at " + " / ".join(
-                f"{int(first[s]):,}" if first[s] else "never" for s in seeds) + " steps"
-        else:
-            steps = "no solving evaluation"
+            steps = ", first at " + " / ".join(f"{int(first[s]):,}" if first[s] else "never" for s in seeds)
         value = ci([score[s] for s in seeds]) if len(seeds) > 1 else fmt(score[seeds[0]])
-        plural = "s" * (len(seeds) > 1)
-        return f"{name} {value} ({len(seeds)} seed{plural}; final score >= {SOLVED_RETURN:g} on {solved}; {steps})"
+        return f"{name} {value}, {solved(name)}{steps}"
 
     prior, softq = arm("SoftQ+ibc")[0], arm("SoftQ")[0]
     shared = sorted(set(prior) & set(softq))
@@ -398,17 +398,18 @@ def mountaincar(root: Path) -> Headline | None:
         text = pending(verdict(diff), len(shared), declared, False) + " (SoftQ+ibc - SoftQ)"
     else:
         text = f"no verdict: {len(shared)} of {declared} seeds have finished both SoftQ arms"
-    shaping = [show(name) for name in ("SAC+shaping", "SoftQ+shaping") if arm(name)[0]]
+    shaping = [f"{name.split('+')[0]} {solved(name)}" for name in ("SAC+shaping", "SoftQ+shaping") if arm(name)[0]]
     references = root / "mountaincar/references.csv"
     if references.is_file():  # what the demonstrations and the prior give without learning
         demo = [float(r["eval_return"]) for r in rows(references, policy="energy-pumping controller")]
         alone = [float(r["eval_return"]) for r in rows(references, policy="implicit BC alone")]
-        text += (f"; the demonstrator scores {ci(demo)}, implicit BC alone reaches {SOLVED_RETURN:g} on "
-                 f"{sum(v >= SOLVED_RETURN for v in alone)} of {len(alone)} seeds")
+        text += (f"; demonstrator {ci(demo)}, IBC alone solved {sum(v >= SOLVED_RETURN for v in alone)} "
+                 f"of {len(alone)}")
     return Headline(
-        f"MountainCarContinuous-v0: final score at {budget:,} steps (mean of the last 10% of evaluations)",
+        f"MountainCarContinuous-v0: final score at {budget:,} steps, {declared} seeds (solved: >= {SOLVED_RETURN:g})",
         "docs/algorithms/value-priors.md", show("SoftQ+ibc"),
-        "; ".join([show("SoftQ"), show("SAC"), *(f"state prior: {x}" for x in shaping)]), text,
+        "; ".join([show("SoftQ"), show("SAC")]) + (f"; state prior: {', '.join(shaping)}" if shaping else ""),
+        text,
     )
 
 

@@ -86,14 +86,13 @@ def test_mountaincar_row_counts_only_finished_runs_and_pairs_the_softq_arms(tmp_
         w.writerow(["arm", "seed", "final_window_return", "steps_to_solving_eval", "steps_trained"])
         w.writerows(rows)
     h = mountaincar(tmp_path)
-    assert "SoftQ+ibc 92 [91, 93] (2 seeds; final score >= 90 on 2" in h.ebrl  # seed 2 has not finished
-    assert "15,000 / 20,000 steps" in h.ebrl
-    assert "SoftQ 45.5" in h.baseline and "never / 45,000" in h.baseline
-    assert "SAC -0.500 (1 seed; final score >= 90 on 0; no solving evaluation)" in h.baseline
+    assert h.ebrl == "SoftQ+ibc 92 [91, 93], solved 2 of 2, first at 15,000 / 20,000"  # seed 2 has not finished
+    assert "SoftQ 45.5" in h.baseline and "solved 1 of 2, first at never / 45,000" in h.baseline
+    assert "SAC -0.500, solved 0 of 1;" not in h.baseline and h.baseline.endswith("SAC -0.500, solved 0 of 1")
     assert h.verdict.startswith("no verdict until all 3 held-out seeds have run")  # 2 of 3 seeds paired
     with open(tmp_path / "mountaincar/references.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["policy", "seed", "eval_return"])
         w.writerows([("energy-pumping controller", 0, 89.0), ("implicit BC alone", 0, 95.0),
                      ("energy-pumping controller", 1, 89.0), ("implicit BC alone", 1, -50.0)])
-    assert "implicit BC alone reaches 90 on 1 of 2 seeds" in mountaincar(tmp_path).verdict
+    assert "IBC alone solved 1 of 2" in mountaincar(tmp_path).verdict
