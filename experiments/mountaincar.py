@@ -112,6 +112,13 @@ class BoxScaled(nn.Module):
         return self.energy(2 * (obs - self.low) / (self.high - self.low) - 1)  # (B, O) -> (B,)
 
 
+class EnergyPumping:
+    """The scripted controller of the demonstrations, with SB3's ``predict``: a = +1 if v >= 0 else -1."""
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return np.array([1.0 if obs[1] >= 0 else -1.0], np.float32), None
+
+
 def demonstrations(args: Args, seed: int) -> list[dict[str, np.ndarray]]:
     """``n_demos`` episodes of the energy-pumping controller: obs, act ``(T, ·)`` and the final obs."""
     env = gym.make(ENV_ID)
@@ -120,7 +127,7 @@ def demonstrations(args: Args, seed: int) -> list[dict[str, np.ndarray]]:
         obs, _ = env.reset(seed=10_000 * seed + episode)
         rows: dict[str, list[np.ndarray]] = {"obs": [], "act": []}
         while True:
-            act = np.array([1.0 if obs[1] >= 0 else -1.0], np.float32)
+            act, _ = EnergyPumping().predict(obs)
             rows["obs"].append(obs)
             rows["act"].append(act)
             obs, _, terminated, truncated, _ = env.step(act)
@@ -152,6 +159,14 @@ def state_prior(args: Args, demos: list[dict[str, np.ndarray]], seed: int) -> St
     return StatePrior(energy, 2, temperature=args.prior_temperature, offset=offset, floor=args.prior_floor)
 
 
+def implicit_bc(env: gym.Env, demos: list[dict[str, np.ndarray]], args: Args, seed: int) -> IBC:
+    """The implicit-BC agent trained (InfoNCE) on the demonstrations, whose energy is ``SoftQ+ibc``'s prior."""
+    ibc = IBC(env.observation_space, env.action_space, hidden=(256, 256), seed=seed)
+    ibc.learn(np.concatenate([d["obs"] for d in demos]), np.concatenate([d["act"] for d in demos]),
+              epochs=args.ibc_epochs)
+    return ibc
+
+
 def make_model(arm: str, seed: int, args: Args, demos: list[dict[str, np.ndarray]]) -> BaseAlgorithm:
     env: gym.Env = gym.make(ENV_ID)
     if arm.endswith("+shaping"):
@@ -160,19 +175,10 @@ def make_model(arm: str, seed: int, args: Args, demos: list[dict[str, np.ndarray
     if arm.startswith("SAC"):
         return SAC("MlpPolicy", env, buffer_size=buffer, seed=seed)
     if arm == "SoftQ+ibc":
-        ibc = IBC(env.observation_space, env.action_space, hidden=(256, 256), seed=seed)
-        ibc.learn(np.concatenate([d["obs"] for d in demos]), np.concatenate([d["act"] for d in demos]),
-                  epochs=args.ibc_epochs)
+        ibc = implicit_bc(env, demos, args, seed)
         prior = StateActionPrior(ibc.policy.energy.requires_grad_(False), temperature=1.0)  # α starts at 1
         return SoftQ("MlpPolicy", env, buffer_size=buffer, seed=seed, action_prior=prior)
     return SoftQ("MlpPolicy", env, buffer_size=buffer, seed=seed)
-
-
-class EnergyPumping:
-    """The scripted controller of the demonstrations, with SB3's ``predict``: a = +1 if v >= 0 else -1."""
-
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
-        return np.array([1.0 if obs[1] >= 0 else -1.0], np.float32), None
 
 
 def references(args: Args, seed: int) -> list[dict[str, Any]]:
@@ -181,10 +187,7 @@ def references(args: Args, seed: int) -> list[dict[str, Any]]:
     acting by its lowest-energy action)."""
     torch.manual_seed(seed)
     demos = demonstrations(args, seed)
-    env = gym.make(ENV_ID)
-    ibc = IBC(env.observation_space, env.action_space, hidden=(256, 256), seed=seed)
-    ibc.learn(np.concatenate([d["obs"] for d in demos]), np.concatenate([d["act"] for d in demos]),
-              epochs=args.ibc_epochs)
+    ibc = implicit_bc(gym.make(ENV_ID), demos, args, seed)
     return [{"policy": name, "seed": seed, "eval_return": evaluate(policy, args, seed)}
             for name, policy in (("energy-pumping controller", EnergyPumping()), ("implicit BC alone", ibc))]
 
