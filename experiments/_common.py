@@ -27,11 +27,24 @@ import torch
 from ebrl.plots import pyplot as pyplot
 from ebrl.plots import save_figure as save_figure
 
+HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
+"""The repository's rl-zoo3-format hyperparameter files (``hyperparams/<algo>.yml``)."""
+
 RESULTS_ROOT = Path(os.environ.get("EBRL_RESULTS_ROOT") or Path(__file__).resolve().parent.parent / "results")
 """``results/`` at the repository root, or ``$EBRL_RESULTS_ROOT`` (``experiments.all --quick`` points its
 smoke runs at ``results/quick/``, so they never overwrite full results)."""
 
 T = TypeVar("T")
+
+
+def zoo_entry(algo: str, env_id: str) -> dict[str, Any]:
+    """The entry for ``env_id`` in ``hyperparams/<algo>.yml`` (rl-zoo3's format, ``policy_kwargs`` a mapping)."""
+    import yaml
+
+    entries = yaml.safe_load((HYPERPARAMS / f"{algo}.yml").read_text())
+    if env_id not in entries:
+        raise KeyError(f"env_id: hyperparams/{algo}.yml has no entry {env_id!r}; it has {sorted(entries)}")
+    return dict(entries[env_id])
 
 
 def results_dir(name: str, *, root: Path | None = None) -> Path:

@@ -3,6 +3,12 @@
 Arms, each for ``total_timesteps`` environment steps (the same budget for every arm):
 
 - ``SAC``: stable-baselines3's SAC with its default hyperparameters;
+- ``SAC-zoo``: SAC with rl-zoo3's hyperparameters tuned for this task (``hyperparams/sac.yml``, rl-zoo3's own
+  entry: gSDE exploration, γ = 0.9999, a fixed entropy coefficient of 0.1, 64-wide networks; its budget,
+  50,000 steps, is this experiment's);
+- ``SAC+demos``: SAC (defaults) with the demonstrations' transitions (their environment rewards) added to its
+  replay buffer before training, where they stay for the whole run: the standard way to give an off-policy
+  learner demonstrations, and the baseline for what the prior adds beyond the data it was fitted to;
 - ``SoftQ``: ebrl's SoftQ with its defaults;
 - ``SAC+shaping``, ``SoftQ+shaping``: the best state prior of ``experiments.priors``: ``EnergyShaping``
   with Φ = max(-E/T - c, floor), E an ``MLPEnergy`` fitted by NCE (against the uniform density on the
@@ -25,7 +31,9 @@ continues unfinished runs where they stopped and skips finished ones.
 
 Seeds: the held-out seeds 0-2 (no setting here was tuned on them: SAC's and SoftQ's are their defaults, and
 the prior's settings are ``experiments.priors``' with the temperature and demonstration discount fixed below
-before any run).
+before any run). ``SAC-zoo`` and ``SAC+demos`` were added as baselines after the first five arms had run;
+neither has a setting of its own to tune (rl-zoo3's entry and SAC's defaults), and nothing of the other arms
+changed, so they run on the same seeds.
 
 Run: ``python -m experiments.mountaincar`` (``--arms``, ``--seeds``, ``--total-timesteps``; ``--quick`` for
 a smoke run into results/quick/).
@@ -64,10 +72,11 @@ from experiments._common import (
     results_dir,
     save_figure,
     write_table,
+    zoo_entry,
 )
 
 ENV_ID = "MountainCarContinuous-v0"
-ARMS = ("SAC", "SoftQ", "SAC+shaping", "SoftQ+shaping", "SoftQ+ibc")
+ARMS = ("SAC", "SoftQ", "SAC+shaping", "SoftQ+shaping", "SoftQ+ibc", "SAC-zoo", "SAC+demos")
 SOLVED_RETURN = 90.0
 """MountainCarContinuous-v0's solved threshold (gymnasium's ``reward_threshold``)."""
 RUNS_ROOT = Path(__file__).resolve().parent.parent / "runs" / "mountaincar"
@@ -119,25 +128,40 @@ class EnergyPumping:
         return np.array([1.0 if obs[1] >= 0 else -1.0], np.float32), None
 
 
-def demonstrations(args: Args, seed: int) -> list[dict[str, np.ndarray]]:
-    """``n_demos`` episodes of the energy-pumping controller: obs, act ``(T, ·)`` and the final obs."""
+def demonstrations(args: Args, seed: int) -> list[dict[str, Any]]:
+    """``n_demos`` episodes of the energy-pumping controller: obs ``(T, 2)``, act ``(T, 1)``, rew ``(T,)``, the
+    final obs ``(2,)`` and whether the episode terminated (reached the flag) rather than timed out."""
     env = gym.make(ENV_ID)
     episodes = []
     for episode in range(args.n_demos):
         obs, _ = env.reset(seed=10_000 * seed + episode)
-        rows: dict[str, list[np.ndarray]] = {"obs": [], "act": []}
+        rows: dict[str, list[Any]] = {"obs": [], "act": [], "rew": []}
         while True:
             act, _ = EnergyPumping().predict(obs)
             rows["obs"].append(obs)
             rows["act"].append(act)
-            obs, _, terminated, truncated, _ = env.step(act)
+            obs, reward, terminated, truncated, _ = env.step(act)
+            rows["rew"].append(float(reward))
             if terminated or truncated:
                 break
-        episodes.append({"obs": np.stack(rows["obs"]), "act": np.stack(rows["act"]), "last": obs})
+        episodes.append({"obs": np.stack(rows["obs"]), "act": np.stack(rows["act"]),
+                         "rew": np.asarray(rows["rew"], np.float32), "last": obs, "terminated": bool(terminated)})
     return episodes
 
 
-def state_prior(args: Args, demos: list[dict[str, np.ndarray]], seed: int) -> StatePrior:
+def add_demonstrations(model: SAC, demos: list[dict[str, Any]]) -> None:
+    """Put the demonstrations' transitions in ``model``'s replay buffer (one environment; a time-out is not a
+    terminal state, as SB3 stores it). MountainCar's actions are already in [-1, 1], SAC's scaled action space."""
+    for demo in demos:
+        next_obs = np.concatenate([demo["obs"][1:], demo["last"][None]])
+        for t in range(len(demo["act"])):
+            last = t == len(demo["act"]) - 1
+            timeout = last and not demo["terminated"]
+            model.replay_buffer.add(demo["obs"][t][None], next_obs[t][None], demo["act"][t][None],
+                                    demo["rew"][t:t + 1], np.array([last]), [{"TimeLimit.truncated": timeout}])
+
+
+def state_prior(args: Args, demos: list[dict[str, Any]], seed: int) -> StatePrior:
     """Φ = -E/T - c: NCE on discounted demonstration states (in the rescaled box), c = Φ's mean at the ends."""
     space = gym.make(ENV_ID).observation_space
     rng = np.random.default_rng(seed)
@@ -159,7 +183,7 @@ def state_prior(args: Args, demos: list[dict[str, np.ndarray]], seed: int) -> St
     return StatePrior(energy, 2, temperature=args.prior_temperature, offset=offset, floor=args.prior_floor)
 
 
-def implicit_bc(env: gym.Env, demos: list[dict[str, np.ndarray]], args: Args, seed: int) -> IBC:
+def implicit_bc(env: gym.Env, demos: list[dict[str, Any]], args: Args, seed: int) -> IBC:
     """The implicit-BC agent trained (InfoNCE) on the demonstrations, whose energy is ``SoftQ+ibc``'s prior."""
     ibc = IBC(env.observation_space, env.action_space, hidden=(256, 256), seed=seed)
     ibc.learn(np.concatenate([d["obs"] for d in demos]), np.concatenate([d["act"] for d in demos]),
@@ -167,11 +191,19 @@ def implicit_bc(env: gym.Env, demos: list[dict[str, np.ndarray]], args: Args, se
     return ibc
 
 
-def make_model(arm: str, seed: int, args: Args, demos: list[dict[str, np.ndarray]]) -> BaseAlgorithm:
+def make_model(arm: str, seed: int, args: Args, demos: list[dict[str, Any]]) -> BaseAlgorithm:
     env: gym.Env = gym.make(ENV_ID)
     if arm.endswith("+shaping"):
         env = EnergyShaping(env, state_prior(args, demos, seed), gamma=0.99)
     buffer = max(args.total_timesteps, 1)  # holds the whole run, as SB3's default 1e6 would
+    if arm == "SAC-zoo":
+        zoo = zoo_entry("sac", ENV_ID)
+        del zoo["n_timesteps"]  # the budget is total_timesteps, as for every arm (rl-zoo3's is the same 50,000)
+        return SAC(zoo.pop("policy"), env, seed=seed, **zoo)
+    if arm == "SAC+demos":
+        model = SAC("MlpPolicy", env, buffer_size=buffer + sum(len(d["act"]) for d in demos), seed=seed)
+        add_demonstrations(model, demos)
+        return model
     if arm.startswith("SAC"):
         return SAC("MlpPolicy", env, buffer_size=buffer, seed=seed)
     if arm == "SoftQ+ibc":

@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import torch
-import yaml
 from stable_baselines3 import SAC
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -52,18 +50,11 @@ from experiments._common import (
     results_dir,
     save_figure,
     write_table,
+    zoo_entry,
 )
 from experiments.stats import bootstrap_ci, final_window, mean, paired_difference_ci, verdict
 
-HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
-
-
-def zoo_entry(algo: str, env_id: str = "Pendulum-v1") -> dict[str, Any]:
-    """The entry for ``env_id`` in ``hyperparams/<algo>.yml`` (rl-zoo3's format)."""
-    return dict(yaml.safe_load((HYPERPARAMS / f"{algo}.yml").read_text())[env_id])
-
-
-SOFTQ_HP, SAC_HP = zoo_entry("softq"), zoo_entry("sac")
+SOFTQ_HP, SAC_HP = zoo_entry("softq", "Pendulum-v1"), zoo_entry("sac", "Pendulum-v1")
 if SOFTQ_HP["n_timesteps"] != SAC_HP["n_timesteps"]:
     raise ValueError(f"softq.yml and sac.yml give Pendulum-v1 different n_timesteps: {SOFTQ_HP}, {SAC_HP}")
 _WIDTHS = SOFTQ_HP["policy_kwargs"]["net_arch"]

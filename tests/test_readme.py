@@ -88,8 +88,15 @@ def test_mountaincar_row_counts_only_finished_runs_and_pairs_the_softq_arms(tmp_
     h = mountaincar(tmp_path)
     assert h.ebrl == "SoftQ+ibc 92 [91, 93], solved 2 of 2, first at 15,000 / 20,000"  # seed 2 has not finished
     assert "SoftQ 45.5" in h.baseline and "solved 1 of 2, first at never / 45,000" in h.baseline
-    assert "SAC -0.500, solved 0 of 1;" not in h.baseline and h.baseline.endswith("SAC -0.500, solved 0 of 1")
+    assert h.baseline.endswith("; no solving evaluation on 1 seed: SAC")  # arms that never solved, together
     assert h.verdict.startswith("no verdict until all 3 held-out seeds have run")  # 2 of 3 seeds paired
+    assert h.verdict.endswith("(SoftQ+ibc - SoftQ)")  # SoftQ is the best baseline: one comparison
+    with open(tmp_path / "mountaincar/runs.csv", "a", newline="") as f:  # a stronger baseline on seeds 0-2
+        csv.writer(f).writerows([("SAC-zoo", s, v, 5000, 50000) for s, v in ((0, 94.0), (1, 93.0), (2, 92.0))])
+    h = mountaincar(tmp_path)
+    assert "SAC-zoo 93 [92, 94], solved 3 of 3, first at 5,000 / 5,000 / 5,000" in h.baseline
+    assert "(SoftQ+ibc - SoftQ); no verdict: 2 of 3" not in h.verdict  # paired on 0-1 only: still pending
+    assert "(SoftQ+ibc - SAC-zoo)" in h.verdict and h.verdict.count("no verdict until all 3") == 2
     with open(tmp_path / "mountaincar/references.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["policy", "seed", "eval_return"])

@@ -149,3 +149,28 @@ def test_the_yaml_policy_kwargs_build_the_agents():
         kwargs = {k: v for k, v in entry.items() if k not in ("n_timesteps", "policy", "learning_rate")}
         model = cls(entry["policy"], env_id, **kwargs)
         assert np.isfinite(model.predict(model.observation_space.sample())[0]).all()
+
+
+def test_sac_yaml_mountaincar_entry_is_rl_zoo3s_own_and_is_what_the_sac_zoo_arm_trains():
+    """hyperparams/sac.yml's MountainCarContinuous-v0 entry is rl-zoo3's tuned one, and experiments.mountaincar's
+    SAC-zoo arm builds SAC with it."""
+    import ast
+
+    import rl_zoo3
+
+    from experiments import mountaincar as mc
+
+    ours = dict(yaml.safe_load((HYPERPARAMS / "sac.yml").read_text())["MountainCarContinuous-v0"])
+    theirs = dict(yaml.safe_load((Path(rl_zoo3.__file__).parent / "hyperparams" / "sac.yml").read_text())[
+        "MountainCarContinuous-v0"])
+    call = ast.parse(theirs.pop("policy_kwargs"), mode="eval").body  # rl-zoo3 writes dict(...) as Python source
+    assert isinstance(call, ast.Call) and ast.unparse(call.func) == "dict"
+    assert ours.pop("policy_kwargs") == {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    assert ours == theirs
+    assert int(ours["n_timesteps"]) == mc.Args().total_timesteps  # rl-zoo3's budget is the experiment's
+
+    model = mc.make_model("SAC-zoo", 0, mc.Args(total_timesteps=100), [])
+    assert (model.gamma, model.tau, model.batch_size, model.gradient_steps) == (0.9999, 0.01, 512, 32)
+    assert model.use_sde and model.ent_coef == 0.1 and model.learning_starts == 0
+    assert model.train_freq.frequency == 32 and model.replay_buffer.buffer_size == 50_000
+    assert [m.out_features for m in model.actor.latent_pi if hasattr(m, "out_features")] == [64, 64]

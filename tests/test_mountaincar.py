@@ -1,0 +1,50 @@
+"""experiments.mountaincar's arms that use the demonstrations: what goes into SAC's replay buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from experiments import mountaincar as mc
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def demos():
+    return mc.demonstrations(mc.Args(n_demos=3), seed=0)
+
+
+def test_demonstrations_reach_the_flag_and_their_rewards_are_the_environments(demos):
+    for demo in demos:
+        steps = len(demo["act"])
+        assert demo["obs"].shape == (steps, 2) and demo["act"].shape == (steps, 1) and demo["rew"].shape == (steps,)
+        assert demo["terminated"] and demo["last"][0] >= 0.45  # the energy-pumping controller reaches the flag
+        # MountainCarContinuous: -0.1 a^2 per step, +100 on reaching the flag; the controller pushes with |a| = 1
+        np.testing.assert_allclose(demo["rew"].sum(), 100 - 0.1 * steps, rtol=1e-5)
+
+
+def test_sac_demos_arm_starts_with_exactly_the_demonstrations_in_its_buffer(demos):
+    args = mc.Args(total_timesteps=500, n_demos=3)
+    model = mc.make_model("SAC+demos", 0, args, demos)
+    buf, n = model.replay_buffer, sum(len(d["act"]) for d in demos)
+    assert buf.pos == n and buf.buffer_size == args.total_timesteps + n  # nothing of the run is ever evicted
+    np.testing.assert_array_equal(buf.observations[:n, 0], np.concatenate([d["obs"] for d in demos]))
+    np.testing.assert_array_equal(buf.actions[:n, 0], np.concatenate([d["act"] for d in demos]))
+    np.testing.assert_allclose(buf.rewards[:n, 0], np.concatenate([d["rew"] for d in demos]))
+    ends = np.cumsum([len(d["act"]) for d in demos]) - 1
+    assert set(np.flatnonzero(buf.dones[:n, 0])) == set(ends) and not buf.timeouts[:n].any()
+    np.testing.assert_array_equal(buf.next_observations[ends, 0], np.stack([d["last"] for d in demos]))
+    np.testing.assert_array_equal(buf.next_observations[ends[0] - 1, 0], demos[0]["obs"][-1])
+
+
+def test_a_timed_out_demonstration_is_stored_as_a_time_out_not_a_terminal_state(demos):
+    cut = dict(demos[0], obs=demos[0]["obs"][:5], act=demos[0]["act"][:5], rew=demos[0]["rew"][:5],
+               last=demos[0]["obs"][5], terminated=False)
+    model = mc.make_model("SAC", 0, mc.Args(total_timesteps=100), [])
+    mc.add_demonstrations(model, [cut])
+    buf = model.replay_buffer
+    assert buf.pos == 5 and buf.dones[4, 0] == 1 and buf.timeouts[4, 0] == 1 and buf.timeouts[:4].sum() == 0
+    batch = buf.sample(64)  # SB3 masks a time-out out of the terminal flag the critic bootstraps on
+    assert not batch.dones.any()
