@@ -103,3 +103,35 @@ def test_mountaincar_row_counts_only_finished_runs_and_pairs_the_softq_arms(tmp_
         w.writerows([("energy-pumping controller", 0, 89.0), ("implicit BC alone", 0, 95.0),
                      ("energy-pumping controller", 1, 89.0), ("implicit BC alone", 1, -50.0)])
     assert "IBC alone solved 1 of 2" in mountaincar(tmp_path).verdict
+
+
+def test_ibc_row_adds_the_authors_pd_task_once_two_held_out_seeds_have_run_it(tmp_path):
+    """Before the PD run the row says the task is not the IBC authors'; after, it gives the PD comparison instead,
+    with no verdict until all held-out seeds have run."""
+    import csv
+
+    from experiments._headlines import ibc
+    from experiments.ibc_particle import HELD_OUT_SEEDS, REPORTED_METHOD, TUNING_SEEDS
+
+    def write(path, table):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["dim", "seed", "method", "success"])
+            w.writerows([(2, seed, method, value) for seed, method, value in table])
+
+    write(tmp_path / "ibc_particle/ibc_particle.csv",
+          [(s, m, v) for s in HELD_OUT_SEEDS for m, v in ((REPORTED_METHOD, 0.9), ("MSE-BC", 0.1))])
+    write(tmp_path / "ibc_particle_history/ibc_particle.csv",
+          [(s, m, v) for s in TUNING_SEEDS for m, v in ((REPORTED_METHOD, 0.95), ("MSE-BC", 0.05))])
+    assert "; not the IBC authors' particle task; lower than" in ibc(tmp_path).verdict
+    pd = [(HELD_OUT_SEEDS[0], REPORTED_METHOD, 0.8), (HELD_OUT_SEEDS[0], "MSE-BC", 0.2)]
+    write(tmp_path / "ibc_particle_pd/ibc_particle.csv", pd)  # one seed: not yet in the row
+    assert "not the IBC authors' particle task" in ibc(tmp_path).verdict
+    write(tmp_path / "ibc_particle_pd/ibc_particle.csv",
+          [*pd, (HELD_OUT_SEEDS[1], REPORTED_METHOD, 0.6), (HELD_OUT_SEEDS[1], "MSE-BC", 0.0)])
+    text = ibc(tmp_path).verdict
+    assert "not the IBC authors'" not in text and text.index("lower than") < text.index("PD task")
+    assert text.endswith(f"on the IBC authors' PD task (2 held-out seeds) 0.700 [0.600, 0.800] against 0.100 [0, "
+                         f"0.200], no verdict until all {len(HELD_OUT_SEEDS)} held-out seeds have run (so far ahead, "
+                         "difference 0.600 [0.600, 0.600])")
