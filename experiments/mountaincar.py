@@ -55,7 +55,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import Tensor, nn
 
-from agents import IBC, SoftQ, load_run, save_run
+from agents import IBC, SoftQ, add_demonstrations, load_run, save_run
 from ebrl._checks import seeded_init
 from ebrl.energy import MLPEnergy, UniformBox
 from ebrl.rl.priors import StateActionPrior, StatePrior
@@ -149,16 +149,16 @@ def demonstrations(args: Args, seed: int) -> list[dict[str, Any]]:
     return episodes
 
 
-def add_demonstrations(model: SAC, demos: list[dict[str, Any]]) -> None:
-    """Put the demonstrations' transitions in ``model``'s replay buffer (one environment; a time-out is not a
-    terminal state, as SB3 stores it). MountainCar's actions are already in [-1, 1], SAC's scaled action space."""
-    for demo in demos:
-        next_obs = np.concatenate([demo["obs"][1:], demo["last"][None]])
-        for t in range(len(demo["act"])):
-            last = t == len(demo["act"]) - 1
-            timeout = last and not demo["terminated"]
-            model.replay_buffer.add(demo["obs"][t][None], next_obs[t][None], demo["act"][t][None],
-                                    demo["rew"][t:t + 1], np.array([last]), [{"TimeLimit.truncated": timeout}])
+def as_episodes(demos: list[dict[str, Any]]) -> list[dict[str, np.ndarray]]:
+    """The demonstrations as episodes for ``agents.add_demonstrations`` (Minari's fields): each ends at its last
+    step, by reaching the flag (a termination) or by the time limit (a truncation)."""
+    episodes = []
+    for d in demos:
+        last = np.arange(len(d["act"])) == len(d["act"]) - 1  # (T,)
+        episodes.append({"observations": np.concatenate([d["obs"], d["last"][None]]), "actions": d["act"],
+                         "rewards": d["rew"], "terminations": last & d["terminated"],
+                         "truncations": last & (not d["terminated"])})
+    return episodes
 
 
 def state_prior(args: Args, demos: list[dict[str, Any]], seed: int) -> StatePrior:
@@ -202,7 +202,7 @@ def make_model(arm: str, seed: int, args: Args, demos: list[dict[str, Any]]) -> 
         return SAC(zoo.pop("policy"), env, seed=seed, **zoo)
     if arm == "SAC+demos":
         model = SAC("MlpPolicy", env, buffer_size=buffer + sum(len(d["act"]) for d in demos), seed=seed)
-        add_demonstrations(model, demos)
+        add_demonstrations(model, as_episodes(demos))
         return model
     if arm.startswith("SAC"):
         return SAC("MlpPolicy", env, buffer_size=buffer, seed=seed)

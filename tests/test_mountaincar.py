@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from agents import add_demonstrations
 from experiments import mountaincar as mc
 
 torch.set_num_threads(1)
@@ -43,7 +44,7 @@ def test_a_timed_out_demonstration_is_stored_as_a_time_out_not_a_terminal_state(
     cut = dict(demos[0], obs=demos[0]["obs"][:5], act=demos[0]["act"][:5], rew=demos[0]["rew"][:5],
                last=demos[0]["obs"][5], terminated=False)
     model = mc.make_model("SAC", 0, mc.Args(total_timesteps=100), [])
-    mc.add_demonstrations(model, [cut])
+    add_demonstrations(model, mc.as_episodes([cut]))
     buf = model.replay_buffer
     assert buf.pos == 5 and buf.dones[4, 0] == 1 and buf.timeouts[4, 0] == 1 and buf.timeouts[:4].sum() == 0
     batch = buf.sample(64)  # SB3 masks a time-out out of the terminal flag the critic bootstraps on
