@@ -65,3 +65,21 @@ def test_an_unknown_dataset_id_is_a_one_line_error_naming_demos_and_nothing_is_d
     err = capsys.readouterr().err
     assert code == 2 and "--demos" in err and "no Minari dataset 'ebrl/absent-v0'" in err and "downloaded" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_minari_dataset_fills_an_off_policy_replay_buffer_by_its_id(store):
+    """``agents.add_demonstrations`` takes a Minari id: every step of every episode lands in the buffer, episode
+    ends where the dataset's do."""
+    from agents import SoftQ, add_demonstrations
+
+    dataset = record_particle_demonstrations(DATASET, 3, seed=0)
+    episodes = list(dataset.iterate_episodes())
+    model = SoftQ("MlpPolicy", "ebrl/Particle-v0", buffer_size=2_000, seed=0)
+    assert add_demonstrations(model, DATASET) == dataset.total_steps
+    buf, n = model.replay_buffer, dataset.total_steps
+    np.testing.assert_allclose(buf.rewards[:n, 0], np.concatenate([e.rewards for e in episodes]), rtol=1e-6)
+    np.testing.assert_array_equal(buf.observations[:n, 0], np.concatenate([e.observations[:-1] for e in episodes]))
+    ends = np.cumsum([len(e.actions) for e in episodes]) - 1
+    assert set(np.flatnonzero(buf.dones[:n, 0])) == set(ends)
+    with pytest.raises(ValueError, match="no Minari dataset 'ebrl/none-v0'"):
+        add_demonstrations(model, "ebrl/none-v0")
