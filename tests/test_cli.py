@@ -142,6 +142,12 @@ def test_ibc_user_errors_are_one_line(tmp_path, capsys):
     assert_user_error(code, err, "observations")
     code, _, err = run(capsys, "train", "--algo", "ibc", "--env", "ebrl/Particle-v0", "--epochs", "0")
     assert_user_error(code, err, "--epochs")
+    # SoftQ and SoftDQN take demonstrations with rewards and episode ends (a Minari dataset), never silently ignored
+    code, _, err = run(capsys, "train", "--algo", "softq", "--env", "Pendulum-v1", "--demos", str(wrong))
+    assert_user_error(code, err, "--demos", "needs rewards and episode ends")
+    code, _, err = run(capsys, "train", "--algo", "softdqn", "--env", "CartPole-v1", "--demos", "ebrl/none-v0",
+                       "--steps", "10", "--no-progress")
+    assert_user_error(code, err, "--demos")
     not_policy = tmp_path / "x.pt"
     torch.save({"a": 1}, not_policy)
     code, _, err = run(capsys, "eval", str(not_policy), "--env", "Pendulum-v1")

@@ -83,3 +83,12 @@ def test_a_minari_dataset_fills_an_off_policy_replay_buffer_by_its_id(store):
     assert set(np.flatnonzero(buf.dones[:n, 0])) == set(ends)
     with pytest.raises(ValueError, match="no Minari dataset 'ebrl/none-v0'"):
         add_demonstrations(model, "ebrl/none-v0")
+
+
+def test_ebrl_train_softq_puts_a_minari_dataset_in_its_replay_buffer(store, tmp_path, capsys):
+    dataset = record_particle_demonstrations(DATASET, 2, seed=0)
+    out = tmp_path / "softq.zip"
+    code = main(["train", "--algo", "softq", "--env", "ebrl/Particle-v0", "--demos", DATASET, "--steps", "120",
+                 "--seed", "0", "--out", str(out), "--no-progress"])
+    assert code in (0, None) and out.is_file()
+    assert f"Added {dataset.total_steps} demonstration transitions from {DATASET}" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-from agents import IBC, SoftDQN, SoftQ
+from agents import IBC, SoftDQN, SoftQ, add_demonstrations
 from ebrl.cli._common import (
     ALGO_ALIASES,
     ALGOS,
@@ -48,16 +48,27 @@ def train_agent(
     seed: int = 0,
     tensorboard: str | None = None,
     progress: bool = True,
+    demos: str | None = None,
 ) -> SoftQ | SoftDQN:
     """A SoftQ (``algo="softq"``) or SoftDQN (``"softdqn"``) trained ``steps`` steps on ``n_envs`` ``env_id``s.
 
-    ``vec="subproc"`` steps each environment in its own process (SB3's ``SubprocVecEnv``).
+    ``vec="subproc"`` steps each environment in its own process (SB3's ``SubprocVecEnv``). ``demos``, the id of a
+    local Minari dataset, puts its episodes in the replay buffer before training (``agents.add_demonstrations``).
     """
+    if demos is not None and is_npz(demos):
+        raise UsageError(f"--demos: {ALGOS[canonical_algo(algo)]} needs rewards and episode ends, which an .npz of "
+                         "observations and actions lacks; expected the id of a Minari dataset in the local store")
     vec_cls = SubprocVecEnv if vec == "subproc" else DummyVecEnv
     env = make_vec_env(functools.partial(make_env, env_id), n_envs=n_envs, seed=seed, vec_env_cls=vec_cls)
     cls = SoftQ if canonical_algo(algo) == "softq" else SoftDQN
     try:
         model = cls("MlpPolicy", env, seed=seed, device=device, tensorboard_log=tensorboard)
+        if demos is not None:
+            try:
+                n = add_demonstrations(model, demos)
+            except (ValueError, ImportError) as exc:
+                raise UsageError(f"--demos: {exc}") from exc
+            print(f"Added {n} demonstration transitions from {demos} to the replay buffer", flush=True)
         model.learn(steps, callback=ProgressBar(steps, enabled=progress))
     finally:
         env.close()
@@ -153,7 +164,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"Training {name} on {args.env} for {args.steps} steps ({args.n_envs} x {args.vec} envs)", flush=True)
     start = time.perf_counter()
     model = train_agent(args.algo, args.env, steps=args.steps, n_envs=args.n_envs, vec=args.vec, device=args.device,
-                        seed=args.seed, tensorboard=args.tensorboard, progress=args.progress)
+                        seed=args.seed, tensorboard=args.tensorboard, progress=args.progress, demos=args.demos)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     print(f"Trained in {time.perf_counter() - start:.0f} s; model saved to {out.with_suffix('.zip')}")
@@ -179,7 +190,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="model file (default: <algo>_<env>.zip; ibc: <algo>_<env>.pt, an EnergyPolicy)")
     p.add_argument("--demos", default=None, metavar="NPZ_OR_MINARI_ID",
                    help="ibc: demonstrations, an .npz with 'observations' (T, O) and 'actions' (T, A), or the id of a "
-                        "Minari dataset in Minari's local store")
+                        "Minari dataset in Minari's local store; softq, softdqn: a Minari dataset id, whose episodes "
+                        "go into the replay buffer before training")
     p.add_argument("--n-demos", type=int, default=1000, help="ibc without --demos: scripted-expert episodes")
     p.add_argument("--epochs", type=int, default=100, help="ibc: passes over the demonstrations")
     p.set_defaults(func=run)
