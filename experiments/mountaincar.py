@@ -80,6 +80,8 @@ ARMS = ("SAC", "SoftQ", "SAC+shaping", "SoftQ+shaping", "SoftQ+ibc", "SAC-zoo", 
 SOLVED_RETURN = 90.0
 """MountainCarContinuous-v0's solved threshold (gymnasium's ``reward_threshold``)."""
 RUNS_ROOT = Path(__file__).resolve().parent.parent / "runs" / "mountaincar"
+NOT_IN_DIGEST = ("seeds", "arms", "run", "references", "quick")
+"""Settings that choose which runs go and what is written, not how a run trains: left out of the rows' digest."""
 
 
 @dataclass
@@ -312,7 +314,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     if unknown:
         raise ValueError(f"arms must be among {ARMS}, got {unknown}")
     out_dir = results_dir("mountaincar", root=RESULTS_ROOT / "quick" if args.quick else None)
-    digest = config_digest(args, exclude=("seeds", "arms", "run", "references", "quick"))
+    digest = config_digest(args, exclude=NOT_IN_DIGEST)
     curves = read_rows(out_dir / "curves.csv", keep=lambda r: r["config"] == digest, integer=("seed", "step"),
                        real=("eval_return",))
     finished = {(c["arm"], c["seed"]) for c in curves if c["step"] >= args.total_timesteps}

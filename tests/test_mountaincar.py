@@ -49,3 +49,17 @@ def test_a_timed_out_demonstration_is_stored_as_a_time_out_not_a_terminal_state(
     assert buf.pos == 5 and buf.dones[4, 0] == 1 and buf.timeouts[4, 0] == 1 and buf.timeouts[:4].sum() == 0
     batch = buf.sample(64)  # SB3 masks a time-out out of the terminal flag the critic bootstraps on
     assert not batch.dones.any()
+
+
+def test_the_committed_runs_carry_the_current_configurations_digest():
+    """Every committed evaluation was made with today's defaults, so a rerun resumes them instead of training anew
+    beside them (a changed default must come with new runs, and this test says so)."""
+    import csv
+    from pathlib import Path
+
+    from experiments._common import config_digest
+
+    path = Path(mc.__file__).resolve().parent.parent / "results" / "mountaincar" / "curves.csv"
+    with open(path, newline="") as f:
+        digests = {row["config"] for row in csv.DictReader(f)}
+    assert digests == {config_digest(mc.Args(), exclude=mc.NOT_IN_DIGEST)}
