@@ -37,6 +37,14 @@ the runs that the others finished into the table whenever it writes.
 PD-controlled point mass observing its position, velocity and both goals, no obstacle), so that their figures
 can be compared like for like; its protocol is the same, and it writes ``results/ibc_particle_pd/``.
 
+Cost: one (dim 2, seed) run trains implicit BC for 600 epochs of 98 minibatches of 256 demonstrations x 65
+actions; on one CPU thread that is one to two hours (more on a loaded machine), so five held-out seeds do not fit
+one session of a 2-core machine. ``--device cuda`` trains and evaluates IBC on a GPU (MSE BC, which is cheap,
+stays on the CPU); the device is recorded with the table and is not part of the configuration digest, so rows
+made on either device resume and merge alike. On a GPU machine, one process per seed:
+``for s in 100 101 102 103 104; do python -m experiments.ibc_particle --task pd --resume --device cuda --seeds $s &
+done; wait``.
+
 Writes ``results/ibc_particle/``: ``ibc_particle.csv``, ``ibc_particle.md`` and ``ibc_particle.png``.
 
 Run: ``python -m experiments.ibc_particle`` (``--quick`` for a smoke run).
@@ -101,6 +109,8 @@ class Args:
         default=HELD_OUT_SEEDS, metadata={"help": "seeds (demos, weights, evaluation); default: held out"}
     )
     n_demos: int = field(default=500, metadata={"help": "expert episodes per run"})
+    device: str = field(default="cpu", metadata={"help": "where IBC trains and acts (cpu, cuda); MSE BC stays on "
+                                                         "the CPU; not part of the configuration digest"})
     demo_noise: float = field(
         default=0.05,
         metadata={"help": "2-D std of the noise on the executed expert set-point (DART), scaled by sqrt(2/dim)"},
@@ -191,7 +201,7 @@ def config_key(args: Args) -> str:
     """A short digest of the settings that shape one (dim, seed) run (not which dims and seeds run)."""
     # The default task stays out of the digest, so runs made before --task existed keep theirs.
     default_task = ("task",) if args.task == "obstacle" else ()
-    return config_digest(args, exclude=("dims", "seeds", "resume", *default_task))
+    return config_digest(args, exclude=("dims", "seeds", "resume", "device", *default_task))
 
 
 def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
@@ -219,7 +229,7 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
                           step_size_final=args.train_langevin_step_size / 10)
     ibc = IBC(env.observation_space, env.action_space, hidden=(args.hidden, args.hidden),
               n_negatives=args.n_negatives, train_langevin=refine, grad_penalty=args.grad_penalty,
-              local_fraction=args.local_fraction, local_noise=args.local_noise, seed=seed)
+              local_fraction=args.local_fraction, local_noise=args.local_noise, seed=seed, device=args.device)
     history = ibc.learn(obs, act, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     mse = train_mse(obs, act, args, seed)
     dfo = EnergyInference(deterministic="dfo", dfo_samples=args.dfo_samples)
@@ -315,7 +325,7 @@ def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list
         title="Particle task: implicit BC (DFO, Langevin) vs explicit MSE BC"
         + (" (the IBC authors' PD point mass)" if args.task == "pd" else ""),
         config=args,
-        info=environment_info(packages=("stable-baselines3", "gymnasium")),
+        info=environment_info(args.device, packages=("stable-baselines3", "gymnasium")),
         notes=(
             (SUCCESS[args.task] + " Florence et al. (2021) report, on their PD task in 2-D, Langevin 96%, MSE 5%.")
             + (" QUICK SMOKE RUN: figures meaningless." if args.quick else "")

@@ -195,3 +195,39 @@ def test_local_counter_examples_are_clamped_into_the_box_and_bad_settings_are_re
         InfoNCE(UniformBox(box.low, box.high), local_fraction=1.0)
     with pytest.raises(ValueError, match="local_noise"):
         InfoNCE(UniformBox(box.low, box.high), local_fraction=0.5, local_noise=0.0)
+
+
+def test_the_device_argument_is_checked_and_cpu_and_auto_train_alike_on_a_cpu_machine():
+    """``device="cpu"`` is the default and keeps the CPU random streams; a device that cannot be used is refused
+    naming the argument."""
+    obs, act = bimodal_demos(64, seed=2)
+    weights = []
+    for device in ("cpu", torch.device("cpu")) + (() if torch.cuda.is_available() else ("auto",)):
+        model = IBC(OBS_SPACE, ACT_SPACE, hidden=(8,), n_negatives=8, seed=5, device=device)
+        model.learn(obs, act, epochs=1, batch_size=32)
+        weights.append(torch.cat([p.detach().flatten() for p in model.energy.parameters()]))
+    assert all(torch.equal(w, weights[0]) for w in weights)
+    with pytest.raises(ValueError, match="device must be"):
+        IBC(OBS_SPACE, ACT_SPACE, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            IBC(OBS_SPACE, ACT_SPACE, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA; the CPU version of this test always runs")
+def test_ibc_trains_and_acts_on_cuda_reproducibly_and_like_the_cpu_model():
+    obs, act = bimodal_demos(512, seed=0)
+    models = []
+    for device in ("cuda", "cuda", "cpu"):
+        model = IBC(OBS_SPACE, ACT_SPACE, hidden=(32, 32), n_negatives=64, seed=0, device=device,
+                    inference=EnergyInference(deterministic="dfo", stochastic="dfo", dfo_samples=256, alpha=1.0))
+        history = model.learn(obs, act, epochs=40, batch_size=64, lr=1e-2)
+        models.append((model, history))
+    (gpu, first), (_, second), (cpu, _) = models
+    assert next(gpu.energy.parameters()).device.type == "cuda"
+    # seeded: the CUDA run repeats itself (up to the rounding of non-deterministic CUDA reductions)
+    np.testing.assert_allclose(first.epoch_loss, second.epoch_loss, rtol=1e-4)
+    # both devices learn the two modes: the deterministic action sits near -0.5 or +0.5, never at their average
+    for model in (gpu, cpu):
+        actions, _ = model.predict(np.linspace(0, 1, 32, dtype=np.float32)[:, None], deterministic=True)
+        assert actions.shape == (32, 1) and np.all(np.abs(np.abs(actions) - 0.5) < 0.2)

@@ -96,6 +96,7 @@ def test_the_held_out_configurations_keep_their_digests():
     from experiments.ibc_particle import config_key as ibc_key
 
     assert ibc_key(IBCArgs()) == "c081181777"
+    assert ibc_key(IBCArgs(device="cuda")) == "c081181777"  # where a run trains is not its configuration
     # SoftDQN's Newton temperature, declared with seeds 110-114 (da965c8753 was the Adam dual's, seeds 100-104)
     assert cartpole_key(CartPoleArgs(), "SoftDQN", "CartPole-v1") == "8889837cfc"
     assert cartpole_key(CartPoleArgs(), "DQN", "CartPole-v1") == "3a43001bae"

@@ -33,6 +33,19 @@ def _as_rows(name: str, value: np.ndarray | Tensor, width: int, space: spaces.Bo
     return check_finite(name, t.to(torch.float32))
 
 
+def _device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device`` (``"auto"``: CUDA when available), or ``ValueError`` naming it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'auto' or a torch.device, got {device!r}") from e
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}, but CUDA is not available on this machine")
+    return target
+
+
 class IBC:
     """Implicit BC: fit E(s, a) by InfoNCE on demonstrations; act with an SB3-compatible ``EnergyPolicy``.
 
@@ -52,6 +65,9 @@ class IBC:
         train_langevin: refine counter-examples by this Langevin sampler (paper's Langevin variant).
         grad_penalty, grad_margin: the gradient penalty, see ``ebrl.training.InfoNCE``.
         local_fraction, local_noise: counter-examples drawn near the demonstrations, see ``ebrl.training.InfoNCE``.
+        device: where the energy trains and acts (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``, or
+            ``"auto"``: CUDA when available). The weights are initialised on the CPU from ``seed`` either way; on
+            another device training draws from a generator there, seeded from ``seed``.
         inference: how the policy acts; default: DFO for ``deterministic=True`` and for samples.
         seed: seeds the weights, the minibatch order, the counter-examples and the policy.
     """
@@ -72,7 +88,9 @@ class IBC:
         local_noise: float = 0.05,
         inference: EnergyInference | None = None,
         seed: int | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
+        target = _device(device)
         self.generator = torch.Generator()
         if seed is None:
             self.generator.seed()
@@ -88,6 +106,10 @@ class IBC:
                 inference=inference,
                 seed=seed,
             )
+        self.policy.to(target)
+        if target.type != "cpu":  # fit draws from a generator on the data's device; seeded from the CPU one
+            self.generator = torch.Generator(device=target).manual_seed(
+                int(torch.randint(2**62, (1,), generator=self.generator)))
         box = self.policy.box
         self.objective = InfoNCE(
             UniformBox(box.low, box.high, device=self.policy.device),
