@@ -306,6 +306,25 @@ def summary(rows: list[dict[str, Any]], total: int) -> list[dict[str, Any]]:
     return out
 
 
+def differences(rows: list[dict[str, Any]], total: int, arm: str = "SoftQ+ibc") -> list[dict[str, Any]]:
+    """``arm``'s final score minus every other arm's, paired by seed over the seeds both finished: the mean
+    difference with its 95% bootstrap interval, and ``higher``/``lower``/``tie`` (a tie when it includes 0)."""
+    def finals(name: str) -> dict[int, float]:
+        return {r["seed"]: float(r["final_window_return"]) for r in rows
+                if r["arm"] == name and r["steps_trained"] >= total}
+
+    mine, out = finals(arm), []
+    for other in dict.fromkeys(r["arm"] for r in rows):
+        theirs = finals(other)
+        seeds = sorted(set(mine) & set(theirs))
+        if other == arm or len(seeds) < 2:
+            continue
+        diff = stats.paired_difference_ci([mine[s] for s in seeds], [theirs[s] for s in seeds])
+        out.append({"comparison": f"{arm} - {other}", "paired seeds": len(seeds),
+                    "difference [95% CI]": str(diff), "verdict": stats.verdict(diff)})
+    return out
+
+
 def main(args: Args) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     if args.quick:
@@ -358,6 +377,12 @@ def write_results(curves: list[dict[str, Any]], args: Args, out_dir: Path) -> No
                 notes=(f"Over the runs that finished {args.total_timesteps:,} steps: the mean final score with a 95% "
                        "percentile-bootstrap interval over seeds (experiments.stats). Unfinished runs (resumable) are "
                        "in runs.md with the steps they trained.",))
+    paired = differences(rows, args.total_timesteps)
+    if paired:
+        write_table(out_dir, "differences", paired, title="MountainCarContinuous: SoftQ+ibc against each arm",
+                    notes=("The final score of SoftQ+ibc minus the other arm's, paired by seed over the seeds both "
+                           "finished: mean difference with a 95% percentile-bootstrap interval (experiments.stats); "
+                           "a tie when the interval includes 0.",))
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     arms = list(dict.fromkeys(c["arm"] for c in curves))

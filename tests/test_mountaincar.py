@@ -63,3 +63,16 @@ def test_the_committed_runs_carry_the_current_configurations_digest():
     with open(path, newline="") as f:
         digests = {row["config"] for row in csv.DictReader(f)}
     assert digests == {config_digest(mc.Args(), exclude=mc.NOT_IN_DIGEST)}
+
+
+def test_differences_pair_softq_ibc_with_each_arm_over_the_seeds_both_finished():
+    rows = [{"arm": arm, "seed": seed, "final_window_return": value, "steps_trained": steps}
+            for arm, seed, value, steps in [("SoftQ+ibc", 0, 94.0, 100), ("SoftQ+ibc", 1, 93.0, 100),
+                                            ("SoftQ+ibc", 2, 95.0, 100), ("SAC", 0, 0.0, 100), ("SAC", 1, 1.0, 100),
+                                            ("SAC", 2, 9.0, 50), ("SAC-zoo", 0, 94.0, 100), ("SAC-zoo", 1, 94.0, 100),
+                                            ("SoftQ", 0, 0.0, 100)]]
+    out = {r["comparison"]: r for r in mc.differences(rows, total=100)}
+    assert set(out) == {"SoftQ+ibc - SAC", "SoftQ+ibc - SAC-zoo"}  # SoftQ: one paired seed, no interval
+    assert out["SoftQ+ibc - SAC"]["paired seeds"] == 2  # SAC's seed 2 did not finish
+    assert out["SoftQ+ibc - SAC"]["verdict"] == "higher" and out["SoftQ+ibc - SAC-zoo"]["verdict"] == "tie"
+    assert out["SoftQ+ibc - SAC"]["difference [95% CI]"].startswith("93")  # (94 - 0 + 93 - 1) / 2
