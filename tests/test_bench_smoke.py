@@ -222,3 +222,24 @@ def test_classic_discrete_resume_reruns_only_the_agent_whose_settings_changed(tm
     assert curves == [{"env": "CartPole-v1", "algo": "DQN", "seed": 0, "step": 2500, "eval_return": 194.5,
                        "eval_std": 21.1, "config": dqn}]
     assert earlier_runs(tmp_path / "missing", base) == ([], [])
+
+
+def test_softq_update_bench_times_every_agent_in_alternating_rounds_against_sac(tmp_path, monkeypatch):
+    from experiments import bench_softq_update as bench
+
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        summary = bench.main(bench.Args(quick=True))
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["agent"] for r in summary] == ["SAC", "SoftQ", "SoftQ, 2 value draws", "SoftQ, 2 value draws, ReLU"]
+    assert summary[0]["cpu x SAC"] == 1 and summary[0]["cpu x SAC, per round: median [min, max]"] == "1.00 [1.00, 1.00]"
+    assert all(r["cpu ms per update"] > 0 and r["wall ms per update"] > 0 for r in summary)
+    out = tmp_path / "quick" / "bench_softq_update"
+    with open(out / "bench_softq_update_rounds.csv") as f:
+        rounds = list(csv.DictReader(f))
+    repeats = bench.QUICK["repeats"]
+    assert len(rounds) == 4 * repeats and [r["agent"] for r in rounds[:4]] == [r["agent"] for r in rounds[4:8]][::-1]
+    assert "QUICK SMOKE RUN" in (out / "bench_softq_update.md").read_text()
+    assert (out / "bench_softq_update.png").is_file()
