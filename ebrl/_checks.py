@@ -252,6 +252,20 @@ def check_energy_output(
     return out
 
 
+def check_device(name: str, device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device`` (``"auto"``: CUDA when available, else the CPU), or ``ValueError`` naming
+    ``name`` for a string that is not a device or a CUDA device on a machine without CUDA."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N', 'auto' or a torch.device, got {device!r}") from e
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={device!r}, but CUDA is not available on this machine; use 'cpu' or 'auto'")
+    return target
+
+
 def check_generator(generator: torch.Generator | None, device: torch.device) -> None:
     """Require ``generator`` (if given) to live on the same device type as the samples."""
     if generator is None:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import torch
 
 # Figures: every experiment draws with the library's helpers, imported from here.
+from ebrl._checks import check_device
 from ebrl.plots import pyplot as pyplot
 from ebrl.plots import save_figure as save_figure
 
@@ -57,13 +58,9 @@ def results_dir(name: str, *, root: Path | None = None) -> Path:
 
 
 def pick_device(name: str) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; ``"cpu"`` and ``"cuda[:i]"`` are taken as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' was requested but CUDA is not available; use 'cpu' or 'auto'")
-    return device
+    """``"auto"`` is CUDA when available, else the CPU; ``"cpu"`` and ``"cuda[:i]"`` are taken as given
+    (``ValueError`` for CUDA on a machine without it)."""
+    return check_device("device", name)
 
 
 def synchronize(device: torch.device) -> None:

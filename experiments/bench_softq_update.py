@@ -88,17 +88,18 @@ def main(args: Args) -> list[dict[str, Any]]:
             rows.append({"agent": name, "round": round_,
                          "cpu_ms_per_update": 1e3 * (time.process_time() - cpu) / args.steps,
                          "wall_ms_per_update": 1e3 * (time.perf_counter() - wall) / args.steps})
+    sac_rows = [r for r in rows if r["agent"] == "SAC"]
+    sac = {kind: statistics.median(r[f"{kind}_ms_per_update"] for r in sac_rows) for kind in ("cpu", "wall")}
+    sac_by_round = {r["round"]: r["cpu_ms_per_update"] for r in sac_rows}
     summary = []
     for name in names:
         mine = [r for r in rows if r["agent"] == name]
         row: dict[str, Any] = {"agent": name}
         for kind in ("cpu", "wall"):
             values = [r[f"{kind}_ms_per_update"] for r in mine]
-            sac = statistics.median(r[f"{kind}_ms_per_update"] for r in rows if r["agent"] == "SAC")
             median = statistics.median(values)
-            row.update({f"{kind} ms per update": round(median, 3), f"{kind} x SAC": round(median / sac, 2),
+            row.update({f"{kind} ms per update": round(median, 3), f"{kind} x SAC": round(median / sac[kind], 2),
                         f"{kind} spread": round((max(values) - min(values)) / median, 2)})
-        sac_by_round = {r["round"]: r["cpu_ms_per_update"] for r in rows if r["agent"] == "SAC"}
         ratios = [r["cpu_ms_per_update"] / sac_by_round[r["round"]] for r in mine]  # paired: same round, same load
         row["cpu x SAC, per round: median [min, max]"] = (
             f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]")

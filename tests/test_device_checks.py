@@ -81,3 +81,17 @@ def test_matching_devices_pass_unchanged():
     assert check_like("x", x, torch.zeros(1), who="w") is x
     check_generator(torch.Generator(), CPU)
     check_generator(None, CUDA0)
+
+
+def test_check_device_resolves_auto_and_refuses_what_cannot_be_used():
+    from ebrl._checks import check_device
+    from experiments._common import pick_device
+
+    expected = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert check_device("device", "auto") == pick_device("auto") == expected
+    assert check_device("device", torch.device("cpu")) == check_device("device", "cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="where must be 'cpu', 'cuda'"):
+        check_device("where", "gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda:1', but CUDA is not available"):
+            pick_device("cuda:1")

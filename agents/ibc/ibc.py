@@ -18,7 +18,7 @@ from gymnasium import spaces
 from torch import Tensor
 
 from agents.common import EnergyInference, EnergyPolicy
-from ebrl._checks import check_finite, check_positive, seeded_init
+from ebrl._checks import check_device, check_finite, check_positive, seeded_init
 from ebrl.energy import StateActionEnergy, UniformBox
 from ebrl.samplers import Langevin
 from ebrl.training import InfoNCE, TrainHistory, fit
@@ -31,19 +31,6 @@ def _as_rows(name: str, value: np.ndarray | Tensor, width: int, space: spaces.Bo
     if t.shape[0] == 0:
         raise ValueError(f"{name} is empty: expected at least one demonstration step, got shape {tuple(t.shape)}")
     return check_finite(name, t.to(torch.float32))
-
-
-def _device(device: torch.device | str) -> torch.device:
-    """``device`` as a ``torch.device`` (``"auto"``: CUDA when available), or ``ValueError`` naming it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        target = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'auto' or a torch.device, got {device!r}") from e
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}, but CUDA is not available on this machine")
-    return target
 
 
 class IBC:
@@ -90,7 +77,7 @@ class IBC:
         seed: int | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
-        target = _device(device)
+        target = check_device("device", device)
         self.generator = torch.Generator()
         if seed is None:
             self.generator.seed()
