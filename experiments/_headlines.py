@@ -304,8 +304,11 @@ def ibc_pd(root: Path) -> str:
     if len(set(ours) & set(mse)) < 2:
         return ""
     seeds, diff = paired(ours, mse)
-    return (f"; on the IBC authors' PD task ({len(seeds)} held-out seeds) {ci([ours[s] for s in seeds])} against "
-            f"{ci([mse[s] for s in seeds])}, " + pending(verdict(diff), len(seeds), len(HELD_OUT_SEEDS), False))
+    text, done = verdict(diff), len(seeds) >= len(HELD_OUT_SEEDS)
+    which = f"{len(seeds)}" if done else f"{len(seeds)} of {len(HELD_OUT_SEEDS)}"
+    which += " held-out seeds" + ("" if done else " (no verdict yet)")
+    return (f"; IBC authors' PD task, {which}: {ci([ours[s] for s in seeds])} against {ci([mse[s] for s in seeds])}, "
+            + (text if done else "so far " + text.replace(": difference", ", difference")))
 
 
 def priors(root: Path) -> Headline:

@@ -132,6 +132,10 @@ def test_ibc_row_adds_the_authors_pd_task_once_two_held_out_seeds_have_run_it(tm
           [*pd, (HELD_OUT_SEEDS[1], REPORTED_METHOD, 0.6), (HELD_OUT_SEEDS[1], "MSE-BC", 0.0)])
     text = ibc(tmp_path).verdict
     assert "not the IBC authors'" not in text and text.index("lower than") < text.index("PD task")
-    assert text.endswith(f"on the IBC authors' PD task (2 held-out seeds) 0.700 [0.600, 0.800] against 0.100 [0, "
-                         f"0.200], no verdict until all {len(HELD_OUT_SEEDS)} held-out seeds have run (so far ahead, "
-                         "difference 0.600 [0.600, 0.600])")
+    assert text.endswith(f"; IBC authors' PD task, 2 of {len(HELD_OUT_SEEDS)} held-out seeds (no verdict yet): 0.700 "
+                         "[0.600, 0.800] against 0.100 [0, 0.200], so far ahead, difference 0.600 [0.600, 0.600]")
+    write(tmp_path / "ibc_particle_pd/ibc_particle.csv",
+          [(s, m, v) for s in HELD_OUT_SEEDS for m, v in ((REPORTED_METHOD, 0.8), ("MSE-BC", 0.1))])
+    assert ibc(tmp_path).verdict.endswith(f"; IBC authors' PD task, {len(HELD_OUT_SEEDS)} held-out seeds: 0.800 "
+                                          "[0.800, 0.800] against 0.100 [0.100, 0.100], ahead: difference 0.700 "
+                                          "[0.700, 0.700]")
