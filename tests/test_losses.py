@@ -102,6 +102,50 @@ def test_info_nce_is_cross_entropy_with_the_positive_first():
     assert info_nce(e_pos - 1.0, e_neg) < info_nce(e_pos, e_neg)
 
 
+def denormal(x: torch.Tensor) -> bool:
+    """Whether ``x`` holds a denormal (subnormal) float: nonzero and below the smallest normal number."""
+    a = x.abs()
+    return bool(((a > 0) & (a < torch.finfo(x.dtype).tiny)).any())
+
+
+def test_info_nce_and_nce_settled_terms_give_no_denormal_gradients_and_the_same_loss():
+    """Counter-examples far above the best energy (here up to 300 nats) would have softmax weights, hence gradients,
+    below float32's smallest normal number: denormals, on which CPU arithmetic is many times slower. The losses cut
+    the gradient of terms settled beyond e^-50; the loss and every gradient that matters stay the plain formula's."""
+    gaps = torch.linspace(0.0, 300.0, 64)  # (N,)
+    e_pos = torch.zeros(4, requires_grad=True)
+    e_neg = (gaps.repeat(4, 1) + torch.arange(4.0)[:, None]).requires_grad_(True)  # (B, N)
+    plain_pos, plain_neg = e_pos.detach().clone().requires_grad_(True), e_neg.detach().clone().requires_grad_(True)
+    plain = -torch.log_softmax(-torch.cat([plain_pos[:, None], plain_neg], 1), dim=1)[:, 0].mean()
+    plain.backward()
+    assert denormal(plain_neg.grad), "the plain formula must underflow here, or this test checks nothing"
+    loss = info_nce(e_pos, e_neg)
+    loss.backward()
+    torch.testing.assert_close(loss, plain.detach())
+    assert not denormal(e_neg.grad) and not denormal(e_pos.grad)
+    torch.testing.assert_close(e_pos.grad, plain_pos.grad)
+    torch.testing.assert_close(e_neg.grad, plain_neg.grad, atol=1e-22, rtol=1e-6)  # cut terms were below e^-50 / B
+    # A positive far worse than its counter-examples keeps its whole gradient (p - 1 ≈ -1 per row, / B).
+    worse = torch.full((4,), 300.0, requires_grad=True)
+    info_nce(worse, torch.zeros(4, 8)).backward()
+    torch.testing.assert_close(worse.grad, torch.full((4,), 0.25))
+    # NCE: data and noise classified with a margin of up to 300 nats.
+    e_data = (-gaps).requires_grad_(True)
+    e_noise = gaps.clone().requires_grad_(True)
+    zeros = torch.zeros(64)
+    plain_data = e_data.detach().clone().requires_grad_(True)
+    plain_noise = e_noise.detach().clone().requires_grad_(True)
+    plain = F.softplus(plain_data).mean() + F.softplus(-plain_noise).mean()  # ν = 1, log q = 0: G = -E
+    plain.backward()
+    assert denormal(plain_data.grad)
+    loss = nce(e_data, e_noise, zeros, zeros)
+    loss.backward()
+    torch.testing.assert_close(loss, plain.detach())
+    assert not denormal(e_data.grad) and not denormal(e_noise.grad)
+    torch.testing.assert_close(e_data.grad, plain_data.grad, atol=1e-22, rtol=1e-6)
+    torch.testing.assert_close(e_noise.grad, plain_noise.grad, atol=1e-22, rtol=1e-6)
+
+
 def test_denoising_score_matching_matches_formula_with_the_same_noise():
     target = GaussianEnergy(MU, COV)
     x = target.sample(64, generator=gen(4))

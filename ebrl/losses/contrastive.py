@@ -15,6 +15,13 @@ from torch import Tensor
 from ebrl._checks import check_positive
 from ebrl.losses._validate import check_energies, check_same_device, check_same_shape
 
+SETTLED = 50.0
+"""How far (in nats) a classifier's term may be settled before its gradient is cut: a term whose weight in the
+gradient is below e^-50 keeps that value, without gradient. Otherwise, once an energy separates data from
+counter-examples by about 90 nats or more, those weights underflow in the backward pass into denormal floats, on
+which CPU arithmetic runs many times slower (``experiments/bench_denormals.py``). The loss changes by less than
+e^-50 per term, below float32's and float64's resolution of any loss of order one."""
+
 
 def contrastive_divergence(e_pos: Tensor, e_neg: Tensor, *, l2: float = 0.0) -> Tensor:
     """Contrastive divergence with IGEBM's energy regulariser (Du & Mordatch 2019)::
@@ -76,7 +83,9 @@ def nce(e_data: Tensor, e_noise: Tensor, log_q_data: Tensor, log_q_noise: Tensor
     nu = e_noise.shape[0] / e_data.shape[0]
     g_data = -e_data - log_q_data - math.log(nu)  # (B,)
     g_noise = -e_noise - log_q_noise - math.log(nu)  # (M,)
-    return F.softplus(-g_data).mean() + nu * F.softplus(g_noise).mean()
+    # softplus(z) for z < -SETTLED is below e^-50, as is its gradient σ(z): kept at the floor without gradient.
+    return (F.softplus(torch.clamp(-g_data, min=-SETTLED)).mean()
+            + nu * F.softplus(torch.clamp(g_noise, min=-SETTLED)).mean())
 
 
 def info_nce(e_pos: Tensor, e_neg: Tensor, *, temperature: float = 1.0) -> Tensor:
@@ -106,5 +115,9 @@ def info_nce(e_pos: Tensor, e_neg: Tensor, *, temperature: float = 1.0) -> Tenso
     temperature = check_positive("temperature", temperature)
     energies = torch.cat([e_pos.unsqueeze(1), e_neg], dim=1)  # (B, 1) + (B, N) -> (B, N+1)
     logits = -energies / temperature  # (B, N+1)
+    # A counter-example more than SETTLED nats below the row's best logit keeps that floor, without gradient (its
+    # softmax weight, its gradient, is below e^-50); the positive is never floored (its gradient is p - 1).
+    floor = logits.detach().amax(dim=1, keepdim=True) - SETTLED  # (B, 1)
+    logits = torch.cat([logits[:, :1], torch.maximum(logits[:, 1:], floor)], dim=1)  # (B, N+1)
     target = torch.zeros(e_pos.shape[0], dtype=torch.long, device=e_pos.device)  # (B,): positive at index 0
     return F.cross_entropy(logits, target)
