@@ -243,3 +243,29 @@ def test_softq_update_bench_times_every_agent_in_alternating_rounds_against_sac(
     assert len(rounds) == 4 * repeats and [r["agent"] for r in rounds[:4]] == [r["agent"] for r in rounds[4:8]][::-1]
     assert "QUICK SMOKE RUN" in (out / "bench_softq_update.md").read_text()
     assert (out / "bench_softq_update.png").is_file()
+
+
+def test_denormal_bench_times_both_losses_in_alternating_rounds_at_every_sharpness(tmp_path, monkeypatch):
+    from experiments import bench_denormals as bench
+
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        summary = bench.main(bench.Args(quick=True))
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["sharpness"] for r in summary] == list(bench.QUICK["sharpness"])
+    assert all(r[f"{name} {kind} ms"] > 0 for r in summary for name in bench.LOSSES for kind in ("cpu", "wall"))
+    out = tmp_path / "quick" / "bench_denormals"
+    with open(out / "bench_denormals_rounds.csv") as f:
+        rounds = list(csv.DictReader(f))
+    assert len(rounds) == 2 * bench.QUICK["repeats"] * len(summary)
+    assert [r["loss"] for r in rounds[:4]] == ["plain", "ebrl", "ebrl", "plain"]  # the order reversed every round
+    assert "QUICK SMOKE RUN" in (out / "bench_denormals.md").read_text()
+
+
+def test_denormal_share_counts_counter_examples_beyond_float32s_underflow():
+    from experiments.bench_denormals import denormal_share
+
+    e = torch.tensor([[0.0, 10.0, 80.0, 95.0, 200.0]])  # weights e^-10, e^-80 normal; e^-95, e^-200 below 1.2e-38
+    assert denormal_share(e) == 0.5
