@@ -267,5 +267,5 @@ def test_denormal_bench_times_both_losses_in_alternating_rounds_at_every_sharpne
 def test_denormal_share_counts_counter_examples_beyond_float32s_underflow():
     from experiments.bench_denormals import denormal_share
 
-    e = torch.tensor([[0.0, 10.0, 80.0, 95.0, 200.0]])  # weights e^-10, e^-80 normal; e^-95, e^-200 below 1.2e-38
-    assert denormal_share(e) == 0.5
+    e = torch.tensor([[0.0, 10.0, 80.0, 95.0, 200.0]])  # weights e^-10, e^-80 normal; e^-95 denormal; e^-200 is 0
+    assert denormal_share(e) == 0.25
