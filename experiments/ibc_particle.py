@@ -37,11 +37,11 @@ the runs that the others finished into the table whenever it writes.
 PD-controlled point mass observing its position, velocity and both goals, no obstacle), so that their figures
 can be compared like for like; its protocol is the same, and it writes ``results/ibc_particle_pd/``.
 
-Cost: one (dim 2, seed) run trains implicit BC for 600 epochs of 98 minibatches of 256 demonstrations x 65
-actions; on one CPU thread of a loaded 2-core machine that took about two hours per seed, so five held-out seeds
-do not fit one session there. ``--device cuda`` trains and evaluates IBC on a GPU (MSE BC, which is cheap,
-stays on the CPU); the device is recorded with the table and is not part of the configuration digest, so rows
-made on either device resume and merge alike. On a GPU machine, one process per seed:
+Cost (``--task pd``): one (dim 2, seed) run trains implicit BC for 600 epochs of 98 minibatches of 256
+demonstrations x 65 actions, about 45 CPU-minutes on one thread of the 2-core development machine, and evaluates
+for about 9 more; five seeds take about 4.5 CPU-hours. ``--device cuda`` trains and evaluates IBC on a GPU (MSE
+BC, which is cheap, stays on the CPU); the device is recorded with the table and is not part of the configuration
+digest, so rows made on either device resume and merge alike. On a GPU machine, one process per seed:
 ``for s in 100 101 102 103 104; do python -m experiments.ibc_particle --task pd --resume --device cuda --seeds $s &
 done; wait``.
 
