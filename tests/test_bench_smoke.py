@@ -224,15 +224,21 @@ def test_classic_discrete_resume_reruns_only_the_agent_whose_settings_changed(tm
     assert earlier_runs(tmp_path / "missing", base) == ([], [])
 
 
-def test_softq_update_bench_times_every_agent_in_alternating_rounds_against_sac(tmp_path, monkeypatch):
-    from experiments import bench_softq_update as bench
-
+def quick_main(bench, tmp_path, monkeypatch):
+    """``bench.main`` at its quick settings, writing under ``tmp_path``, with the caller's torch thread count kept
+    (``main`` sets the script's own)."""
     monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
     threads = torch.get_num_threads()
     try:
-        summary = bench.main(bench.Args(quick=True))
+        return bench.main(bench.Args(quick=True))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_softq_update_bench_times_every_agent_in_alternating_rounds_against_sac(tmp_path, monkeypatch):
+    from experiments import bench_softq_update as bench
+
+    summary = quick_main(bench, tmp_path, monkeypatch)
     assert [r["agent"] for r in summary] == ["SAC", "SoftQ", "SoftQ, 2 value draws", "SoftQ, 2 value draws, ReLU"]
     assert summary[0]["cpu x SAC"] == 1 and summary[0]["cpu x SAC, per round: median [min, max]"] == "1.00 [1.00, 1.00]"
     assert all(r["cpu ms per update"] > 0 and r["wall ms per update"] > 0 for r in summary)
@@ -248,12 +254,7 @@ def test_softq_update_bench_times_every_agent_in_alternating_rounds_against_sac(
 def test_denormal_bench_times_both_losses_in_alternating_rounds_at_every_sharpness(tmp_path, monkeypatch):
     from experiments import bench_denormals as bench
 
-    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
-    threads = torch.get_num_threads()
-    try:
-        summary = bench.main(bench.Args(quick=True))
-    finally:
-        torch.set_num_threads(threads)
+    summary = quick_main(bench, tmp_path, monkeypatch)
     assert [r["sharpness"] for r in summary] == list(bench.QUICK["sharpness"])
     assert all(r[f"{name} {kind} ms"] > 0 for r in summary for name in bench.LOSSES for kind in ("cpu", "wall"))
     out = tmp_path / "quick" / "bench_denormals"
