@@ -61,7 +61,8 @@ def nce(e_data: Tensor, e_noise: Tensor, log_q_data: Tensor, log_q_noise: Tensor
 
         L = mean_i softplus(-G(x_i)) + ν · mean_j softplus(G(y_j))
 
-    i.e. -log σ(G) on data and -log(1 - σ(G)) on noise, written with softplus for stability.
+    i.e. -log σ(G) on data and -log(1 - σ(G)) on noise, written with softplus for stability. A term already
+    below e^-50 keeps that value without gradient (``SETTLED``: no denormal gradients on the CPU).
 
     Args:
         e_data: energies of data, shape ``(B,)``.
@@ -95,6 +96,9 @@ def info_nce(e_pos: Tensor, e_neg: Tensor, *, temperature: float = 1.0) -> Tenso
     picking the positive from the softmax over logits -E/T::
 
         L = mean_b [ E_b,0 / T + log Σ_{k=0..N} exp(-E_b,k / T) ],   E_b,0 = e_pos[b]
+
+    A counter-example whose softmax weight is below e^-50 counts at that weight, without gradient (``SETTLED``:
+    no denormal gradients on the CPU); the positive's term is always exact.
 
     Args:
         e_pos: energies of the positives, shape ``(B,)``.
