@@ -16,8 +16,10 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
+import time
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -242,3 +244,29 @@ def merge(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], by: tuple[st
     """``mine`` and the rows of ``theirs`` whose ``by`` columns match none of ``mine``."""
     seen = {tuple(r[k] for k in by) for r in mine}
     return mine + [r for r in theirs if tuple(r[k] for k in by) not in seen]
+
+
+def timed_rounds(
+    calls: Mapping[str, Callable[[], object]], *, repeats: int, units: int, key: str, unit: str
+) -> list[dict[str, Any]]:
+    """Time every call once per round for ``repeats`` rounds, in the given order in even rounds and reversed in odd
+    ones, so that a change of the machine's load falls on all alike. One row per call and round:
+    ``{key: name, "round": r, f"cpu_ms_per_{unit}": ..., f"wall_ms_per_{unit}": ...}``, a call doing ``units``
+    units of work."""
+    names, rows = list(calls), []
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            cpu, wall = time.process_time(), time.perf_counter()
+            calls[name]()
+            rows.append({key: name, "round": round_,
+                         f"cpu_ms_per_{unit}": 1e3 * (time.process_time() - cpu) / units,
+                         f"wall_ms_per_{unit}": 1e3 * (time.perf_counter() - wall) / units})
+    return rows
+
+
+def round_ratio(rows: Sequence[Mapping[str, Any]], column: str, key: str, name: str, baseline: str) -> str:
+    """``name``'s ``column`` over ``baseline``'s in the same round of ``timed_rounds``' rows (paired, so a load
+    shared by the round cancels): ``"median [min, max]"`` over the rounds."""
+    base = {r["round"]: r[column] for r in rows if r[key] == baseline}
+    ratios = [r[column] / base[r["round"]] for r in rows if r[key] == name]
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"

@@ -28,8 +28,9 @@ Run: ``python -m experiments.bench_denormals`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 import statistics
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -39,7 +40,16 @@ from torch import Tensor, nn
 from ebrl._checks import seeded_init
 from ebrl.energy import StateActionEnergy
 from ebrl.losses import info_nce
-from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
+from experiments._common import (
+    environment_info,
+    parse_args,
+    pyplot,
+    results_dir,
+    round_ratio,
+    save_figure,
+    timed_rounds,
+    write_table,
+)
 
 
 @dataclass
@@ -104,27 +114,23 @@ def main(args: Args) -> list[dict[str, Any]]:
     for sharpness in args.sharpness:
         energy = energy_at(args, sharpness)
         share = denormal_share(energy(obs, actions))
-        mine = []
-        for round_ in range(args.repeats):
-            for name in LOSSES if round_ % 2 == 0 else list(LOSSES)[::-1]:
-                cpu, wall = time.process_time(), time.perf_counter()
-                for _ in range(args.steps):
-                    energy.zero_grad(set_to_none=True)
-                    e = energy(obs, actions)  # (B, 1 + N)
-                    LOSSES[name](e[:, 0], e[:, 1:]).backward()
-                mine.append({"sharpness": sharpness, "loss": name, "round": round_,
-                             "cpu_ms_per_step": 1e3 * (time.process_time() - cpu) / args.steps,
-                             "wall_ms_per_step": 1e3 * (time.perf_counter() - wall) / args.steps})
+        def steps(loss: Callable[[Tensor, Tensor], Tensor], energy: nn.Module = energy) -> None:
+            for _ in range(args.steps):
+                energy.zero_grad(set_to_none=True)
+                e = energy(obs, actions)  # (B, 1 + N)
+                loss(e[:, 0], e[:, 1:]).backward()
+
+        mine = [{"sharpness": sharpness, **r} for r in timed_rounds(
+            {name: partial(steps, loss) for name, loss in LOSSES.items()}, repeats=args.repeats, units=args.steps,
+            key="loss", unit="step")]
         rows += mine
         row: dict[str, Any] = {"sharpness": sharpness, "denormal share of counter-examples": round(share, 3)}
         for name in LOSSES:
             for kind in ("cpu", "wall"):
                 row[f"{name} {kind} ms"] = round(statistics.median(r[f"{kind}_ms_per_step"] for r in mine
                                                                    if r["loss"] == name), 2)
-        by_round = {(r["loss"], r["round"]): r["cpu_ms_per_step"] for r in mine}
-        ratios = [by_round["plain", k] / by_round["ebrl", k] for k in range(args.repeats)]
-        row["plain / ebrl CPU, per round: median [min, max]"] = (
-            f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]")
+        row["plain / ebrl CPU, per round: median [min, max]"] = round_ratio(mine, "cpu_ms_per_step", "loss", "plain",
+                                                                            "ebrl")
         summary.append(row)
     root = results_dir("bench_denormals", root=results_dir("quick") if args.quick else None)
     write_table(root, "bench_denormals", summary, title="InfoNCE steps on sharp energies: denormal floats",

@@ -26,8 +26,8 @@ Run: ``python -m experiments.bench_softq_update`` (``--quick`` for a smoke run).
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -36,7 +36,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents import SoftQ
 from ebrl.rl import ActionSampler
-from experiments._common import environment_info, parse_args, pyplot, results_dir, save_figure, write_table
+from experiments._common import (
+    environment_info,
+    parse_args,
+    pyplot,
+    results_dir,
+    round_ratio,
+    save_figure,
+    timed_rounds,
+    write_table,
+)
 
 
 @dataclass
@@ -79,18 +88,11 @@ def main(args: Args) -> list[dict[str, Any]]:
         args = replace(args, **QUICK)
     torch.set_num_threads(args.threads)
     models = agents(args)
-    rows = []
     names = list(models)
-    for round_ in range(args.repeats):
-        for name in names if round_ % 2 == 0 else names[::-1]:
-            cpu, wall = time.process_time(), time.perf_counter()
-            models[name].train(args.steps, args.batch_size)
-            rows.append({"agent": name, "round": round_,
-                         "cpu_ms_per_update": 1e3 * (time.process_time() - cpu) / args.steps,
-                         "wall_ms_per_update": 1e3 * (time.perf_counter() - wall) / args.steps})
+    rows = timed_rounds({name: partial(model.train, args.steps, args.batch_size) for name, model in models.items()},
+                        repeats=args.repeats, units=args.steps, key="agent", unit="update")
     sac_rows = [r for r in rows if r["agent"] == "SAC"]
     sac = {kind: statistics.median(r[f"{kind}_ms_per_update"] for r in sac_rows) for kind in ("cpu", "wall")}
-    sac_by_round = {r["round"]: r["cpu_ms_per_update"] for r in sac_rows}
     summary = []
     for name in names:
         mine = [r for r in rows if r["agent"] == name]
@@ -100,9 +102,7 @@ def main(args: Args) -> list[dict[str, Any]]:
             median = statistics.median(values)
             row.update({f"{kind} ms per update": round(median, 3), f"{kind} x SAC": round(median / sac[kind], 2),
                         f"{kind} spread": round((max(values) - min(values)) / median, 2)})
-        ratios = [r["cpu_ms_per_update"] / sac_by_round[r["round"]] for r in mine]  # paired: same round, same load
-        row["cpu x SAC, per round: median [min, max]"] = (
-            f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]")
+        row["cpu x SAC, per round: median [min, max]"] = round_ratio(rows, "cpu_ms_per_update", "agent", name, "SAC")
         summary.append(row)
     root = results_dir("bench_softq_update", root=results_dir("quick") if args.quick else None)
     info = environment_info(packages=("stable-baselines3",))
