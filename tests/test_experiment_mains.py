@@ -153,3 +153,28 @@ def test_ibc_particle_invocations_on_other_seeds_merge_their_rows(tmp_path, monk
     with open(tmp_path / "ibc_particle" / "ibc_particle.csv", newline="") as f:
         seeds = {r["seed"] for r in csv.DictReader(f) if r["seed"].isdigit()}
     assert seeds == {"0", "1"}
+
+
+@pytest.mark.slow
+def test_multigoal_resume_adds_seeds_to_the_rows_of_the_same_configuration(tmp_path, monkeypatch):
+    """``--resume --seeds 1`` keeps seed 0's rows of the same configuration and adds seed 1's; a run with another
+    configuration does not keep them."""
+    from experiments import multigoal
+
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
+    monkeypatch.setenv("EBRL_RESULTS_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    args = tiny_args(multigoal, "multigoal")
+    threads = torch.get_num_threads()
+    try:
+        first = multigoal.main(dataclasses.replace(args, seeds=(0,)))
+        resumed = multigoal.main(dataclasses.replace(args, seeds=(1,), resume=True))
+        other = multigoal.main(dataclasses.replace(args, seeds=(1,), resume=True, n_eval_episodes=2))
+    finally:
+        torch.set_num_threads(threads)
+    assert {r["seed"] for r in first} == {0} and len({r["config"] for r in first}) == 1
+    assert [r for r in resumed if r["seed"] == 0] == first  # kept as written, typed back
+    assert sorted({r["seed"] for r in resumed}) == [0, 1] and len(resumed) == 2 * len(first)
+    assert {r["seed"] for r in other} == {1} and other[0]["config"] != first[0]["config"]
+    with open(tmp_path / "multigoal/multigoal.csv", newline="") as f:
+        assert [int(r["seed"]) for r in csv.DictReader(f)] == [r["seed"] for r in other]
