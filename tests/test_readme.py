@@ -66,7 +66,7 @@ def test_a_held_out_run_short_of_its_declared_seeds_gets_no_verdict():
 
     assert pending("ahead: difference 2 [1, 3]", 5, 5, False) == "ahead: difference 2 [1, 3]"
     assert pending("ahead: difference 2 [1, 3]", 2, 5, False) == (
-        "no verdict until all 5 held-out seeds have run (so far ahead, difference 2 [1, 3])")
+        "no verdict until all 5 seeds have run (so far ahead, difference 2 [1, 3])")
     assert pending("tie: difference 0 [-1, 1]", 2, 5, True) == "tie: difference 0 [-1, 1]"  # history: as labelled
 
 
@@ -92,7 +92,7 @@ def test_mountaincar_row_counts_only_finished_runs_and_pairs_the_softq_arms(tmp_
     assert h.ebrl == "SoftQ+ibc 92 [91, 93], solved 2 of 2, first at 15,000-20,000"  # seed 2 has not finished
     assert "SoftQ 45.5" in h.baseline and "solved 1 of 2, first at 45,000" in h.baseline
     assert h.baseline.endswith("; no solving evaluation on 1 seed: SAC")  # arms that never solved, together
-    assert h.verdict.startswith(f"no verdict until all {declared} held-out seeds have run; so far ")
+    assert h.verdict.startswith(f"no verdict until all {declared} seeds have run; so far ")
     assert h.verdict.endswith("(SoftQ+ibc - SoftQ)")  # SoftQ is the best baseline: one comparison
     assert f"2 of {declared} held-out seeds" in h.task  # the seeds SoftQ+ibc finished
     with open(tmp_path / "mountaincar/runs.csv", "a", newline="") as f:  # a stronger baseline on seeds 0-2
