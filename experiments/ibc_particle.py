@@ -119,7 +119,7 @@ class Args:
     epochs: int = field(default=600, metadata={"help": "passes over the demonstrations (both methods)"})
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (both methods)"})
-    n_negatives: int = field(default=64, metadata={"help": "IBC counter-examples per demo (paper: 256)"})
+    n_negatives: int = field(default=64, metadata={"help": "IBC counter-examples per demo (the authors' DFO configurations: 256)"})
     local_fraction: float = field(
         default=0.0, metadata={"help": "share of counter-examples drawn near the demonstration (0: all uniform)"}
     )
