@@ -238,32 +238,39 @@ class PDParticleEnv(gym.Env[np.ndarray, np.ndarray]):
 
 def collect_demonstrations(
     env: ParticleEnv | PDParticleEnv, n_episodes: int, *, seed: int, max_steps: int = 200,
-    execution_noise: float = 0.0,
+    execution_noise: float = 0.0, history: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Roll out the scripted expert: ``(observations (T, O), actions (T, A), success rate)``.
+    """Roll out the scripted expert: ``(observations (T, history·O), actions (T, A), success rate)``.
 
     On ``ParticleEnv`` each episode's expert draws its side of the obstacle by a fair coin (from ``seed``), so half
     the demonstrations pass on each side; on ``PDParticleEnv`` the expert is the authors' oracle.
     With ``execution_noise`` σ > 0 the environment executes the
     expert's set-point plus N(0, σ²) noise while the recorded action stays the expert's (as in DART,
     Laskey et al. 2017): the demonstrations then also show how to recover from small deviations.
+
+    With ``history`` k > 1 each observation is the last k observations, oldest first, the reset observation
+    repeated before the episode's start: what the environment wrapped in
+    ``FlattenObservation(FrameStackObservation(env, k))`` returns (the IBC authors' ``sequence_length``).
     """
     if not isinstance(env, ParticleEnv | PDParticleEnv):
         raise TypeError(f"env must be a ParticleEnv or PDParticleEnv (use env.unwrapped), got {type(env).__name__}")
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
         raise ValueError(f"n_episodes must be an int >= 1, got {n_episodes!r}")
+    history = check_int("history", history, minimum=1)
     check_positive("execution_noise", execution_noise, allow_zero=True)
     rng = np.random.default_rng(seed)
     observations, actions, successes = [], [], 0
     for episode in range(n_episodes):
         obs, _ = env.reset(seed=seed * 100_003 + episode)
+        frames = [obs] * history
         side = 1 if rng.random() < 0.5 else -1
         for _ in range(max_steps):
             act = env.expert_action(side) if isinstance(env, ParticleEnv) else env.expert_action()
-            observations.append(obs)
+            observations.append(np.concatenate(frames) if history > 1 else obs)
             actions.append(act)
             executed = act + rng.normal(0.0, execution_noise, act.shape) if execution_noise > 0 else act
             obs, _, terminated, _, info = env.step(executed)
+            frames = [*frames[1:], obs]
             if terminated:
                 successes += int(info["is_success"])
                 break

@@ -60,6 +60,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.wrappers import FlattenObservation, FrameStackObservation
 from stable_baselines3.common.evaluation import evaluate_policy
 from torch import nn
 
@@ -109,6 +110,10 @@ class Args:
         default=HELD_OUT_SEEDS, metadata={"help": "seeds (demos, weights, evaluation); default: held out"}
     )
     n_demos: int = field(default=500, metadata={"help": "expert episodes per run"})
+    history: int = field(
+        default=1, metadata={"help": "observations the policies see: the last `history` (the IBC authors' "
+                                     "sequence_length, 2 on their particle task); in the digest only when not 1"}
+    )
     device: str = field(default="cpu", metadata={"help": "where IBC trains and acts (cpu, cuda); MSE BC stays on "
                                                          "the CPU; not part of the configuration digest"})
     demo_noise: float = field(
@@ -119,7 +124,9 @@ class Args:
     epochs: int = field(default=600, metadata={"help": "passes over the demonstrations (both methods)"})
     batch_size: int = field(default=256, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate (both methods)"})
-    n_negatives: int = field(default=64, metadata={"help": "IBC counter-examples per demo (the authors' DFO configurations: 256)"})
+    n_negatives: int = field(
+        default=64, metadata={"help": "IBC counter-examples per demo (the authors' DFO configurations: 256)"}
+    )
     local_fraction: float = field(
         default=0.0, metadata={"help": "share of counter-examples drawn near the demonstration (0: all uniform)"}
     )
@@ -189,8 +196,10 @@ def train_mse(obs: np.ndarray, act: np.ndarray, args: Args, seed: int) -> MSEPol
     return MSEPolicy(net)
 
 
-def success_rate(policy: Any, dim: int, seed: int, n: int, deterministic: bool, *, task: str = "obstacle") -> float:
-    env = gym.make(TASKS[task][0], dim=dim)
+def success_rate(
+    policy: Any, dim: int, seed: int, n: int, deterministic: bool, *, task: str = "obstacle", history: int = 1
+) -> float:
+    env = make_env(task, dim, history)
     env.reset(seed=50_000 + seed)
     rewards, _ = evaluate_policy(policy, env, n_eval_episodes=n, deterministic=deterministic,
                                  return_episode_rewards=True, warn=False)
@@ -201,7 +210,17 @@ def config_key(args: Args) -> str:
     """A short digest of the settings that shape one (dim, seed) run (not which dims and seeds run)."""
     # The default task stays out of the digest, so runs made before --task existed keep theirs.
     default_task = ("task",) if args.task == "obstacle" else ()
-    return config_digest(args, exclude=("dims", "seeds", "resume", "device", *default_task))
+    # Likewise the history, which came later: runs without one keep their digest.
+    no_history = ("history",) if args.history == 1 else ()
+    return config_digest(args, exclude=("dims", "seeds", "resume", "device", *default_task, *no_history))
+
+
+def make_env(task: str, dim: int, history: int = 1) -> gym.Env:
+    """The task's environment; with ``history`` k > 1 its observation is the last k, flattened, oldest first."""
+    env = gym.make(TASKS[task][0], dim=dim)
+    if history > 1:
+        env = FlattenObservation(FrameStackObservation(env, history, padding_type="reset"))
+    return env
 
 
 def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
@@ -216,11 +235,12 @@ def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
 
 
 def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
-    env = gym.make(TASKS[args.task][0], dim=dim)
+    env = make_env(args.task, dim, args.history)
     # The noise's norm, not its per-coordinate std, is kept across dimensions: at std 0.05 per
     # coordinate a 16-D expert never lands within the goal radius (0.05) and no demonstration succeeds.
     noise = args.demo_noise * math.sqrt(2 / dim)
-    obs, act, demo_success = collect_demonstrations(env.unwrapped, args.n_demos, seed=seed, execution_noise=noise)
+    obs, act, demo_success = collect_demonstrations(env.unwrapped, args.n_demos, seed=seed, execution_noise=noise,
+                                                    history=args.history)
     _, _, expert = collect_demonstrations(env.unwrapped, args.n_eval_episodes, seed=50_000 + seed)  # noise-free
     refine = None
     if args.train_langevin_steps > 0:
@@ -243,10 +263,11 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
         ibc.policy.set_inference(inference)
         rows.append({"dim": dim, "seed": seed, "method": method,
                      "success": success_rate(ibc.policy, dim, seed, args.n_eval_episodes, deterministic,
-                                            task=args.task),
+                                            task=args.task, history=args.history),
                      "final_train_loss": history.epoch_loss[-1]})
     rows.append({"dim": dim, "seed": seed, "method": "MSE-BC",
-                 "success": success_rate(mse, dim, seed, args.n_eval_episodes, True, task=args.task)})
+                 "success": success_rate(mse, dim, seed, args.n_eval_episodes, True, task=args.task,
+                                         history=args.history)})
     rows.append({"dim": dim, "seed": seed, "method": "expert", "success": expert,
                  "noisy_demo_success": demo_success, "demo_steps": len(obs)})
     key = config_key(args)

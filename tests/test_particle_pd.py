@@ -54,6 +54,42 @@ def test_the_oracle_succeeds_in_every_dimension_and_demonstrations_are_reproduci
     np.testing.assert_array_equal(again[0], collect_demonstrations(PDParticleEnv(dim=2), 3, seed=5)[0])
 
 
+@pytest.mark.parametrize("env_id", ["ebrl/ParticlePD-v0", "ebrl/Particle-v0"])
+def test_demonstrations_with_a_history_are_what_the_frame_stacked_environment_observes(env_id):
+    """history=k stacks the last k observations, oldest first, the reset one repeated: the same as Gymnasium's
+    FrameStackObservation (then flattened) on the same episodes, and its newest frame is the history-free row."""
+    from experiments.ibc_particle import TASKS, make_env
+
+    task = next(t for t, (i, _) in TASKS.items() if i == env_id)
+    plain, act, _ = collect_demonstrations(gym.make(env_id).unwrapped, 3, seed=4, execution_noise=0.02)
+    stacked, act3, _ = collect_demonstrations(gym.make(env_id).unwrapped, 3, seed=4, execution_noise=0.02, history=3)
+    size = plain.shape[1]
+    assert stacked.shape == (len(plain), 3 * size)
+    np.testing.assert_array_equal(stacked[:, -size:], plain)
+    np.testing.assert_array_equal(act3, act)
+    # Replay the same episodes through the wrapped environment: the executed actions are the noisy ones, so
+    # recover them from the unwrapped rollout's random stream by replaying it with the same seeds.
+    env = make_env(task, 2, history=3)
+    rng = np.random.default_rng(4)
+    row = 0
+    for episode in range(3):
+        obs, _ = env.reset(seed=4 * 100_003 + episode)
+        rng.random()  # the expert's side draw
+        done = False
+        while not done:
+            np.testing.assert_array_equal(obs, stacked[row])
+            executed = act[row] + rng.normal(0.0, 0.02, act[row].shape)
+            obs, _, terminated, truncated, _ = env.step(executed)
+            done = terminated or truncated
+            row += 1
+    assert row == len(stacked)
+
+
+def test_a_history_below_one_is_refused():
+    with pytest.raises(ValueError, match="history"):
+        collect_demonstrations(PDParticleEnv(), 1, seed=0, history=0)
+
+
 @pytest.mark.parametrize("kwargs, name", [({"dim": 0}, "dim"), ({"n_steps": 0}, "n_steps"), ({"dt": 0.0}, "dt"),
                                           ({"k_v": -1.0}, "k_v"), ({"goal_distance": -0.1}, "goal_distance")])
 def test_bad_settings_are_refused_naming_the_argument(kwargs, name):
@@ -87,6 +123,26 @@ def test_ibc_particle_runs_the_pd_task_into_its_own_results_folder(tmp_path, mon
     assert "PD point mass" in (tmp_path / "ibc_particle_pd/ibc_particle.md").read_text(encoding="utf-8")
 
 
+def test_ibc_particle_trains_and_acts_on_an_observation_history(tmp_path, monkeypatch):
+    """--history 2: both learners see the last two observations, in training and when acting."""
+    import torch
+
+    from experiments import _common
+    from experiments.ibc_particle import Args, main
+
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        rows = main(Args(task="pd", seeds=(0,), history=2, n_demos=4, epochs=1, n_negatives=8, hidden=16,
+                         dfo_samples=32, langevin_particles=4, langevin_levels=2, n_eval_episodes=2))
+    finally:
+        torch.set_num_threads(threads)
+    methods = {r["method"] for r in rows if r["seed"] == 0}
+    assert methods == {"IBC-DFO", "IBC-DFO-sample", "IBC-Langevin", "MSE-BC", "expert"}
+    assert all(0.0 <= r["success"] <= 1.0 for r in rows if r["seed"] == 0)
+    assert "- history: `2`" in (tmp_path / "ibc_particle_pd/ibc_particle.md").read_text(encoding="utf-8")
+
+
 def test_the_held_out_configurations_keep_their_digests():
     # The held-out runs were declared with these configurations (experiments' protocol): a change to a default
     # that shapes a run changes its digest, and then needs fresh held-out seeds, not a silent --resume.
@@ -96,6 +152,8 @@ def test_the_held_out_configurations_keep_their_digests():
     from experiments.ibc_particle import config_key as ibc_key
 
     assert ibc_key(IBCArgs()) == "c081181777"
+    assert ibc_key(IBCArgs(task="pd")) == "cd5f546747"  # the PD task's held-out rows
+    assert ibc_key(IBCArgs(task="pd", history=2)) != "cd5f546747"  # an observation history is another configuration
     assert ibc_key(IBCArgs(device="cuda")) == "c081181777"  # where a run trains is not its configuration
     # SoftDQN's Newton temperature, declared with seeds 110-114 (da965c8753 was the Adam dual's, seeds 100-104)
     assert cartpole_key(CartPoleArgs(), "SoftDQN", "CartPole-v1") == "8889837cfc"
