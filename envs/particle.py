@@ -161,7 +161,8 @@ class PDParticleEnv(gym.Env[np.ndarray, np.ndarray]):
       seconds under the PD force u = k_p (a - x) - k_v v, integrated by explicit Euler (x += v dt, then v += u dt).
     - Every episode lasts ``n_steps`` steps (then ``terminated``). It succeeds when the particle came within
       ``goal_distance`` of goal 1, then of goal 2, and is within ``goal_distance`` of goal 2 at the end: the last
-      step then pays reward 1 (``info["is_success"] = True``); every other reward is 0.
+      step then pays reward 1 (``info["is_success"] = True``); every other reward is 0. ``info`` also says
+      whether goal 1 and goal 2 (after goal 1) have been visited so far (``visited_goal_1``, ``visited_goal_2``).
     - ``expert_action()``: the authors' oracle. The set-point is goal 1 until the particle is within
       ``expert_threshold`` of it, then goal 2.
 
@@ -227,7 +228,8 @@ class PDParticleEnv(gym.Env[np.ndarray, np.ndarray]):
         self._steps += 1
         done = self._steps >= self.n_steps
         success = done and self._hit2 and bool(np.linalg.norm(self._pos - self._g2) < self.goal_distance)
-        return self._obs(), float(success), done, False, {"is_success": success}
+        info = {"is_success": success, "visited_goal_1": self._hit1, "visited_goal_2": self._hit2}
+        return self._obs(), float(success), done, False, info
 
     def expert_action(self) -> np.ndarray:
         """The oracle's set-point, ``(dim,)`` float32: goal 1 until within ``expert_threshold`` of it, then goal 2."""

@@ -196,14 +196,25 @@ def train_mse(obs: np.ndarray, act: np.ndarray, args: Args, seed: int) -> MSEPol
     return MSEPolicy(net)
 
 
-def success_rate(
+def evaluate(
     policy: Any, dim: int, seed: int, n: int, deterministic: bool, *, task: str = "obstacle", history: int = 1
-) -> float:
+) -> dict[str, float]:
+    """``policy``'s success rate over ``n`` episodes (``success``) and, on the PD task, the share of episodes that
+    visited goal 1 (``visited_goal_1``) and goal 2 after it (``visited_goal_2``), whether or not they ended there."""
     env = make_env(task, dim, history)
     env.reset(seed=50_000 + seed)
+    ends: list[dict[str, Any]] = []
+
+    def record(local: dict[str, Any], _: dict[str, Any]) -> None:
+        if local["done"]:
+            ends.append(local["info"])
+
     rewards, _ = evaluate_policy(policy, env, n_eval_episodes=n, deterministic=deterministic,
-                                 return_episode_rewards=True, warn=False)
-    return float(np.mean(np.asarray(rewards) > 0.5))  # reward 1 only on reaching goal 2
+                                 return_episode_rewards=True, warn=False, callback=record)
+    out = {"success": float(np.mean(np.asarray(rewards) > 0.5))}  # reward 1 only on reaching goal 2
+    if task == "pd":
+        out |= {k: float(np.mean([e[k] for e in ends])) for k in ("visited_goal_1", "visited_goal_2")}
+    return out
 
 
 def config_key(args: Args) -> str:
@@ -230,7 +241,7 @@ def earlier_rows(out_dir: Path, args: Args) -> list[dict[str, Any]]:
         out_dir / "ibc_particle.csv",
         keep=lambda r: r.get("config") == key and r["seed"].isdigit(),  # not the "mean of N" rows
         integer=("dim", "seed", "demo_steps"),
-        real=("success", "final_train_loss", "noisy_demo_success"),
+        real=("success", "final_train_loss", "noisy_demo_success", "visited_goal_1", "visited_goal_2"),
     )
 
 
@@ -262,12 +273,11 @@ def run(dim: int, seed: int, args: Args) -> list[dict[str, Any]]:
     ):
         ibc.policy.set_inference(inference)
         rows.append({"dim": dim, "seed": seed, "method": method,
-                     "success": success_rate(ibc.policy, dim, seed, args.n_eval_episodes, deterministic,
-                                            task=args.task, history=args.history),
+                     **evaluate(ibc.policy, dim, seed, args.n_eval_episodes, deterministic, task=args.task,
+                                history=args.history),
                      "final_train_loss": history.epoch_loss[-1]})
     rows.append({"dim": dim, "seed": seed, "method": "MSE-BC",
-                 "success": success_rate(mse, dim, seed, args.n_eval_episodes, True, task=args.task,
-                                         history=args.history)})
+                 **evaluate(mse, dim, seed, args.n_eval_episodes, True, task=args.task, history=args.history)})
     rows.append({"dim": dim, "seed": seed, "method": "expert", "success": expert,
                  "noisy_demo_success": demo_success, "demo_steps": len(obs)})
     key = config_key(args)

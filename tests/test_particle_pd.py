@@ -85,6 +85,23 @@ def test_demonstrations_with_a_history_are_what_the_frame_stacked_environment_ob
     assert row == len(stacked)
 
 
+def test_info_says_which_goals_were_visited():
+    env = PDParticleEnv()
+    env.reset(seed=0)
+    seen = []
+    for _ in range(env.n_steps):
+        *_, info = env.step(env.expert_action())
+        seen.append((info["visited_goal_1"], info["visited_goal_2"]))
+    assert info["is_success"] and seen[-1] == (True, True) and seen[0] == (False, False)
+    first1 = next(i for i, (g1, _) in enumerate(seen) if g1)
+    first2 = next(i for i, (_, g2) in enumerate(seen) if g2)
+    assert first1 < first2 and all(g1 for g1, _ in seen[first1:])  # goal 2 counts only after goal 1, and stays
+    env.reset(seed=0)
+    for _ in range(env.n_steps):  # standing at the start never visits either goal
+        _, _, _, _, info = env.step(env._pos.astype(np.float32))
+    assert not info["visited_goal_1"] and not info["visited_goal_2"] and not info["is_success"]
+
+
 def test_a_history_below_one_is_refused():
     with pytest.raises(ValueError, match="history"):
         collect_demonstrations(PDParticleEnv(), 1, seed=0, history=0)
@@ -139,7 +156,9 @@ def test_ibc_particle_trains_and_acts_on_an_observation_history(tmp_path, monkey
         torch.set_num_threads(threads)
     methods = {r["method"] for r in rows if r["seed"] == 0}
     assert methods == {"IBC-DFO", "IBC-DFO-sample", "IBC-Langevin", "MSE-BC", "expert"}
-    assert all(0.0 <= r["success"] <= 1.0 for r in rows if r["seed"] == 0)
+    for r in rows:
+        if r["seed"] == 0 and r["method"] != "expert":  # where the failures are: goal 1 missed, or goal 2
+            assert r["success"] <= r["visited_goal_2"] <= r["visited_goal_1"] <= 1.0
     assert "- history: `2`" in (tmp_path / "ibc_particle_pd/ibc_particle.md").read_text(encoding="utf-8")
 
 
