@@ -89,6 +89,14 @@ TUNING_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
 HELD_OUT_SEEDS: tuple[int, ...] = (100, 101, 102, 103, 104)
 """Fresh seeds, declared before any run on them; the reported figures come from these alone."""
 
+PD_TUNING_SEEDS: tuple[int, ...] = (200, 201, 202)
+"""Seeds on which a configuration for the PD task may be chosen (``--task pd --seeds 200 201 202`` with its
+settings); none has run yet. Their rows are not results."""
+
+PD_NEXT_HELD_OUT_SEEDS: tuple[int, ...] = (300, 301, 302, 303, 304)
+"""Fresh held-out seeds for a PD configuration chosen on ``PD_TUNING_SEEDS``, declared before any run on them: the
+PD task's ``HELD_OUT_SEEDS`` have been seen with the obstacle task's configuration."""
+
 REPORTED_METHOD = "IBC-DFO-sample"
 """The headline row, chosen on the tuning seeds; the baseline is ``MSE-BC``."""
 
