@@ -127,7 +127,7 @@ def main(args: Args) -> list[dict[str, Any]]:
                                                                          "episodes", "train_steps"),
                          real=("mean_return", "train_seconds"))
     first_seed: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    plotted = min([args.seeds[0], *(r["seed"] for r in rows)])  # the figure shows the lowest seed
+    plotted = min([*args.seeds, *(r["seed"] for r in rows)])  # the figure shows the lowest seed
     for seed in args.seeds:
         for algo in ("SoftQ", "SAC"):
             start = time.perf_counter()
