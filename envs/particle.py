@@ -256,8 +256,7 @@ def collect_demonstrations(
     """
     if not isinstance(env, ParticleEnv | PDParticleEnv):
         raise TypeError(f"env must be a ParticleEnv or PDParticleEnv (use env.unwrapped), got {type(env).__name__}")
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be an int >= 1, got {n_episodes!r}")
+    n_episodes = check_int("n_episodes", n_episodes, minimum=1)
     history = check_int("history", history, minimum=1)
     check_positive("execution_noise", execution_noise, allow_zero=True)
     rng = np.random.default_rng(seed)
@@ -268,7 +267,7 @@ def collect_demonstrations(
         side = 1 if rng.random() < 0.5 else -1
         for _ in range(max_steps):
             act = env.expert_action(side) if isinstance(env, ParticleEnv) else env.expert_action()
-            observations.append(np.concatenate(frames) if history > 1 else obs)
+            observations.append(np.concatenate(frames))
             actions.append(act)
             executed = act + rng.normal(0.0, execution_noise, act.shape) if execution_noise > 0 else act
             obs, _, terminated, _, info = env.step(executed)
