@@ -115,6 +115,7 @@ WORKER = textwrap.dedent(
     sa_params = [p.detach().clone() for p in sa.parameters()]
     torch.save({"exact": exact, "synced": synced, "loss": hist.loss, "sa": sa_params, "sa_loss": sa_hist.loss},
                f"{out}/rank{rank}.pt")
+    dist.barrier()  # no rank tears gloo down while the other still talks to it (an abort, seen under load)
     dist.destroy_process_group()
     """
 )
