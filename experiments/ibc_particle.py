@@ -37,6 +37,11 @@ the runs that the others finished into the table whenever it writes.
 PD-controlled point mass observing its position, velocity and both goals, no obstacle), so that their figures
 can be compared like for like; its protocol is the same, and it writes ``results/ibc_particle_pd/``.
 
+Why implicit BC does not beat MSE BC on the PD task is studied on the PD task's own tuning seeds
+(``PD_TUNING_SEEDS``), one declared configuration of ``PD_STUDIES`` at a time: ``--task pd --study authors-data``
+writes ``results/ibc_particle_pd_authors_data/``. A configuration found there goes to fresh held-out seeds
+(``PD_NEXT_HELD_OUT_SEEDS``) by the rule that ``PD_STUDIES`` states.
+
 Cost (``--task pd``): one (dim 2, seed) run trains implicit BC for 600 epochs of 98 minibatches of 256
 demonstrations x 65 actions, about 45 CPU-minutes on one thread of the 2-core development machine, and evaluates
 for about 9 more; five seeds take about 4.5 CPU-hours. ``--device cuda`` trains and evaluates IBC on a GPU (MSE
@@ -90,8 +95,20 @@ HELD_OUT_SEEDS: tuple[int, ...] = (100, 101, 102, 103, 104)
 """Fresh seeds, declared before any run on them; the reported figures come from these alone."""
 
 PD_TUNING_SEEDS: tuple[int, ...] = (200, 201, 202)
-"""Seeds on which a configuration for the PD task may be chosen (``--task pd --seeds 200 201 202`` with its
-settings); none has run yet. Their rows are not results."""
+"""Seeds on which a configuration for the PD task may be chosen (``--task pd --study NAME`` runs one of
+``PD_STUDIES`` on them). Their rows are not results."""
+
+PD_STUDIES: dict[str, dict[str, Any]] = {
+    "authors-data": {"n_demos": 2000, "demo_noise": 0.0, "history": 2, "batch_size": 512, "epochs": 51},
+}
+"""Configurations tried on ``PD_TUNING_SEEDS`` to find why implicit BC does not beat MSE BC on the PD task, each
+declared here before it runs. ``authors-data``: the IBC authors' data, observation and budget (2,000 oracle
+episodes without execution noise, the last 2 observations, batch 512 for about 10,000 steps: 51 epochs of the
+100,000 demonstrated steps), with this package's learner otherwise (64 uniform counter-examples, the MLP, the
+three inference rules). A study's settings replace the fields left at their defaults (an option given on the
+command line wins), its seeds default to ``PD_TUNING_SEEDS``, and it writes ``results/ibc_particle_pd_<name>/``.
+Rule, fixed before any run: a study's configuration goes on to ``PD_NEXT_HELD_OUT_SEEDS`` with a method that
+beats MSE BC on each of the three tuning seeds (the one with the higher mean, if two do); otherwise it does not."""
 
 PD_NEXT_HELD_OUT_SEEDS: tuple[int, ...] = (300, 301, 302, 303, 304)
 """Fresh held-out seeds for a PD configuration chosen on ``PD_TUNING_SEEDS``, declared before any run on them: the
@@ -154,6 +171,11 @@ class Args:
     langevin_levels: int = field(default=32, metadata={"help": "tempering levels of the Langevin policy"})
     n_eval_episodes: int = field(default=100, metadata={"help": "evaluation episodes per method"})
     quick: bool = field(default=False, metadata={"help": "smoke run: 2-D, one seed, tiny sizes"})
+    study: str = field(
+        default="",
+        metadata={"help": "with --task pd: run one of PD_STUDIES (" + ", ".join(PD_STUDIES) + ") on the PD tuning "
+                          "seeds, into results/ibc_particle_pd_<name>/; not part of the digest (its settings are)"},
+    )
     resume: bool = field(
         default=False,
         metadata={"help": "keep the (dim, seed) runs already in ibc_particle.csv made with this configuration"},
@@ -231,7 +253,27 @@ def config_key(args: Args) -> str:
     default_task = ("task",) if args.task == "obstacle" else ()
     # Likewise the history, which came later: runs without one keep their digest.
     no_history = ("history",) if args.history == 1 else ()
-    return config_digest(args, exclude=("dims", "seeds", "resume", "device", *default_task, *no_history))
+    return config_digest(args, exclude=("dims", "seeds", "resume", "device", "study", *default_task, *no_history))
+
+
+def with_study(args: Args) -> Args:
+    """``args`` with its study's settings in the fields left at their defaults (``args`` itself without a study)."""
+    if not args.study:
+        return args
+    if args.study not in PD_STUDIES:
+        raise ValueError(f"study must be one of {sorted(PD_STUDIES)}, got {args.study!r}")
+    if args.task != "pd":
+        raise ValueError(f"study {args.study!r} is a study of the PD task: it needs task='pd', got {args.task!r}")
+    defaults = Args()
+    changes = {k: v for k, v in PD_STUDIES[args.study].items() if getattr(args, k) == getattr(defaults, k)}
+    if args.seeds == defaults.seeds:
+        changes["seeds"] = PD_TUNING_SEEDS
+    return replace(args, **changes)
+
+
+def folder_name(args: Args) -> str:
+    """The results folder: the task's, with ``_<study>`` after it for a study."""
+    return TASKS[args.task][1] + (f"_{args.study.replace('-', '_')}" if args.study else "")
 
 
 def make_env(task: str, dim: int, history: int = 1) -> gym.Env:
@@ -311,9 +353,10 @@ def plot(summary: list[dict[str, Any]], path: str) -> None:
 
 def main(args: Args) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
+    args = with_study(args)
     if args.quick:
         args = replace(args, **QUICK)
-    out_dir = results_dir(TASKS[args.task][1])
+    out_dir = results_dir(folder_name(args))
     rows: list[dict[str, Any]] = earlier_rows(out_dir, args) if args.resume else []
     for seed in args.seeds:  # seeds outermost: a run cut short still has every dimension of the first seeds
         for dim in args.dims:
@@ -372,8 +415,15 @@ def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list
             f" x seeds {list(args.seeds)}. The config column is a digest of the settings below except dims and"
             " seeds: rows kept by --resume from earlier invocations share it.",
             f"Reported method: {REPORTED_METHOD}; held-out seeds {list(HELD_OUT_SEEDS)}, tuning seeds "
-            f"{list(TUNING_SEEDS)} (rows of tuning seeds are not results). Means with 95% bootstrap intervals over "
-            "seeds (ci_low, ci_high).",
+            f"{list(TUNING_SEEDS)}" + (f" (of the obstacle task); on this task tuning seeds {list(PD_TUNING_SEEDS)}"
+                                       f" and next held-out seeds {list(PD_NEXT_HELD_OUT_SEEDS)}"
+                                       if args.task == "pd" else "")
+            + " (rows of tuning seeds are not results). Means with 95% bootstrap intervals over seeds (ci_low, "
+            "ci_high).",
+            *([f"Study {args.study!r} of PD_STUDIES (its settings: {PD_STUDIES[args.study]}), on tuning seeds: "
+               "these rows are not results. The rule fixed before it ran: its configuration goes on to the next "
+               "held-out seeds with a method that beats MSE BC on each of the three tuning seeds."]
+              if args.study else []),
             *differences,
         ),
     )

@@ -177,3 +177,44 @@ def test_the_held_out_configurations_keep_their_digests():
     # SoftDQN's Newton temperature, declared with seeds 110-114 (da965c8753 was the Adam dual's, seeds 100-104)
     assert cartpole_key(CartPoleArgs(), "SoftDQN", "CartPole-v1") == "8889837cfc"
     assert cartpole_key(CartPoleArgs(), "DQN", "CartPole-v1") == "3a43001bae"
+
+
+def test_a_pd_study_fills_the_defaults_with_its_settings_and_runs_on_the_tuning_seeds():
+    from experiments.ibc_particle import HELD_OUT_SEEDS, PD_STUDIES, PD_TUNING_SEEDS, Args, folder_name, with_study
+
+    assert with_study(Args(task="pd")) == Args(task="pd")  # no study: unchanged
+    study = with_study(Args(task="pd", study="authors-data", epochs=7))
+    assert study.epochs == 7  # given on the command line: kept
+    assert {k: getattr(study, k) for k in PD_STUDIES["authors-data"] if k != "epochs"} == {
+        k: v for k, v in PD_STUDIES["authors-data"].items() if k != "epochs"}
+    assert study.seeds == PD_TUNING_SEEDS and PD_TUNING_SEEDS != HELD_OUT_SEEDS
+    assert with_study(Args(task="pd", study="authors-data", seeds=(5,))).seeds == (5,)
+    assert folder_name(study) == "ibc_particle_pd_authors_data" and folder_name(Args(task="pd")) == "ibc_particle_pd"
+    with pytest.raises(ValueError, match="study must be one of"):
+        with_study(Args(task="pd", study="nope"))
+    with pytest.raises(ValueError, match="needs task='pd'"):
+        with_study(Args(study="authors-data"))
+
+
+def test_a_pd_study_writes_its_own_folder_and_says_its_rows_are_not_results(tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from experiments import _common
+    from experiments.ibc_particle import Args, config_key, main, with_study
+
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path)
+    args = Args(task="pd", study="authors-data", seeds=(0,), n_demos=4, epochs=1, n_negatives=8, hidden=16,
+                dfo_samples=32, langevin_particles=4, langevin_levels=2, n_eval_episodes=1)
+    threads = torch.get_num_threads()
+    try:
+        rows = main(args)
+    finally:
+        torch.set_num_threads(threads)
+    assert not (tmp_path / "ibc_particle_pd").exists()
+    table = (tmp_path / "ibc_particle_pd_authors_data/ibc_particle.md").read_text(encoding="utf-8")
+    assert "Study 'authors-data'" in table and "- history: `2`" in table and "- demo_noise: `0.0`" in table
+    assert {r["config"] for r in rows if r["seed"] == 0} == {config_key(with_study(args))}
+    settings = with_study(args)
+    assert config_key(settings) == config_key(dataclasses.replace(settings, study=""))  # the name is no setting
