@@ -224,6 +224,9 @@ def parse_args(cls: type[T], *, description: str, argv: Sequence[str] | None = N
             hint = next(m for m in members if m is not type(None))
         help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         if hint is bool:
+            if f.name.startswith("no_"):  # argparse reads "--no-x" as the negation: the flag would set False
+                raise TypeError(f"bool field '{f.name}' must not start with 'no_' (name it '{f.name[3:]}' with the "
+                                "opposite default: --no-... sets it False)")
             action = argparse.BooleanOptionalAction
             parser.add_argument(flag, dest=f.name, action=action, default=f.default, help=help_text)
         elif typing.get_origin(hint) is tuple:

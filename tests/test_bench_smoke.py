@@ -116,6 +116,24 @@ def test_parse_args_builds_options_from_the_dataclass():
     assert args.quick is True and args.dims == (2, 8) and args.threads == 2 and args.device == "auto"
 
 
+def test_parse_args_refuses_a_bool_field_that_argparse_would_read_as_a_negation():
+    # BooleanOptionalAction reads any "--no-..." as the negation: "--no-run" for a field `no_run` set it False.
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Negated:
+        no_run: bool = False
+
+    with pytest.raises(TypeError, match="'no_run' must not start with 'no_'"):
+        _common.parse_args(Negated, description="x", argv=["--no-run"])
+
+    @dataclasses.dataclass
+    class Positive:
+        run: bool = True
+
+    assert _common.parse_args(Positive, description="x", argv=["--no-run"]).run is False
+
+
 def test_parse_args_reads_optional_fields_and_keeps_none_when_left_out():
     from experiments.classic_discrete import Args as CDArgs
 
