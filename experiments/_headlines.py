@@ -88,6 +88,12 @@ def ci(values: Sequence[float]) -> str:
     return f"{fmt(i.point)} [{fmt(i.low)}, {fmt(i.high)}]"
 
 
+def per_seed(values: dict[int, float], seeds: Sequence[int]) -> str:
+    """The values of ``seeds``; from 3 seeds on, their mean and interval first, the values in brackets."""
+    listed = " / ".join(fmt(values[s]) for s in seeds)
+    return f"{ci([values[s] for s in seeds])} (seeds {listed})" if len(seeds) >= 3 else listed
+
+
 def multigoal(root: Path) -> Headline:
     from experiments.multigoal import HELD_OUT_SEEDS
 
@@ -102,9 +108,9 @@ def multigoal(root: Path) -> Headline:
     return Headline(
         f"MultiGoal: goals of 4 reached by the stochastic policy, {len(seeds)} held-out seeds",
         "docs/algorithms/softq.md",
-        f"SoftQ {', '.join(fmt(softq[s]) for s in seeds)} with the learnt α (hand-set α, seeds "
+        f"SoftQ {per_seed(softq, seeds)} with the learnt α (hand-set α, seeds "
         f"{', '.join(map(str, sorted(hand_set)))}: {', '.join(fmt(hand_set[s]) for s in sorted(hand_set))})",
-        f"SAC {', '.join(fmt(sac[s]) for s in seeds)}",
+        f"SAC {per_seed(sac, seeds)}",
         pending(verdict(diff) + " goals", len(seeds), len(HELD_OUT_SEEDS), False)
         + f"; the learnt α reaches fewer goals than the hand-set one on {fewer} of {len(shared)} seeds",
     )

@@ -10,13 +10,15 @@ Writes ``results/multigoal/``: ``multigoal.csv`` (one row per algorithm, seed an
 ``multigoal.md`` and ``multigoal.png`` (trajectories over the reward landscape, first seed).
 
 Run: ``python -m experiments.multigoal`` (``--quick`` for a smoke run; ``--resume --seeds 2 3`` adds seeds to the
-table's rows of the same configuration, the ``config`` column's digest).
+table's rows of the same configuration, the ``config`` column's digest; ``--no-run`` rebuilds the table from the CSV,
+as after merging rows of seeds run elsewhere).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -70,9 +72,14 @@ class Args:
         default=False,
         metadata={"help": "keep the table's rows of the same configuration (other seeds) and add these seeds' rows"},
     )
+    run: bool = field(
+        default=True,
+        metadata={"help": "--no-run: train nothing, rebuild multigoal.md from multigoal.csv's rows of this "
+                          "configuration (rows merged from runs elsewhere); the figure stays as it is"},
+    )
 
 
-NOT_IN_DIGEST = ("seeds", "quick", "resume")
+NOT_IN_DIGEST = ("seeds", "quick", "resume", "run")
 """Settings that choose which runs go, not how a run trains: left out of the rows' ``config`` digest."""
 
 
@@ -121,11 +128,16 @@ def main(args: Args) -> list[dict[str, Any]]:
     out_dir = results_dir("multigoal")
     digest = config_digest(args, exclude=NOT_IN_DIGEST)
     rows: list[dict[str, Any]] = []
-    if args.resume:  # the other seeds' rows of this configuration stay
+    if args.resume or not args.run:  # the other seeds' rows of this configuration stay
         rows = read_rows(out_dir / "multigoal.csv", keep=lambda r: r.get("config") == digest
-                         and int(r["seed"]) not in args.seeds, integer=("seed", "goals_reached", "episodes_at_goal",
-                                                                         "episodes", "train_steps"),
+                         and (not args.run or int(r["seed"]) not in args.seeds),
+                         integer=("seed", "goals_reached", "episodes_at_goal", "episodes", "train_steps"),
                          real=("mean_return", "train_seconds"))
+    if not args.run:
+        if not rows:
+            raise ValueError(f"run=False: {out_dir / 'multigoal.csv'} has no rows of this configuration ({digest})")
+        write_results(out_dir, args, sorted(rows, key=lambda r: r["seed"]))
+        return rows
     first_seed: dict[tuple[str, str], list[dict[str, Any]]] = {}
     plotted = min([*args.seeds, *(r["seed"] for r in rows)])  # the figure shows the lowest seed
     for seed in args.seeds:
@@ -157,20 +169,27 @@ def main(args: Args) -> list[dict[str, Any]]:
         if first_seed:
             plot(first_seed, str(out_dir / "multigoal.png"))
         rows.sort(key=lambda r: r["seed"])
-        write_table(
-            out_dir, "multigoal", rows,
-            title="MultiGoal-v0: distinct goals reached (of 4) from the origin",
-            config=args,
-            info=environment_info(packages=("stable-baselines3", "gymnasium")),
-            notes=(
-                "Distinct goals reached over n_eval_episodes episodes started exactly at the origin; "
-                "stochastic = deterministic=False (the paper's measure).",
-                f"Seeds completed: {sorted({r['seed'] for r in rows})}"
-                + (f" ({list(args.seeds)} in this invocation)." if args.resume else f" of {list(args.seeds)}."),
-                "The figure shows the lowest seed.",
-            ),
-        )
+        write_results(out_dir, args, rows)
     return rows
+
+
+def write_results(out_dir: Path, args: Args, rows: list[dict[str, Any]]) -> None:
+    """Write ``multigoal.csv`` and ``multigoal.md`` from ``rows`` (sorted by seed)."""
+    seeds = sorted({r["seed"] for r in rows})
+    ran = (" (the table rebuilt from multigoal.csv by --no-run; nothing trained)." if not args.run
+           else f" ({list(args.seeds)} in this invocation)." if args.resume else f" of {list(args.seeds)}.")
+    write_table(
+        out_dir, "multigoal", rows,
+        title="MultiGoal-v0: distinct goals reached (of 4) from the origin",
+        config=args,
+        info=environment_info(packages=("stable-baselines3", "gymnasium")),
+        notes=(
+            "Distinct goals reached over n_eval_episodes episodes started exactly at the origin; "
+            "stochastic = deterministic=False (the paper's measure).",
+            f"Seeds completed: {seeds}{ran} Each row's train_seconds is wall-clock, at the load of its own run.",
+            "The figure shows the lowest seed.",
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -169,12 +169,19 @@ def test_multigoal_resume_adds_seeds_to_the_rows_of_the_same_configuration(tmp_p
     try:
         first = multigoal.main(dataclasses.replace(args, seeds=(0,)))
         resumed = multigoal.main(dataclasses.replace(args, seeds=(1,), resume=True))
+        rebuilt = multigoal.main(dataclasses.replace(args, seeds=(7,), run=False))  # trains nothing
+        table = (tmp_path / "multigoal/multigoal.md").read_text(encoding="utf-8")
+        with pytest.raises(ValueError, match="no rows of this configuration"):
+            multigoal.main(dataclasses.replace(args, run=False, n_eval_episodes=3))
         other = multigoal.main(dataclasses.replace(args, seeds=(1,), resume=True, n_eval_episodes=2))
     finally:
         torch.set_num_threads(threads)
     assert {r["seed"] for r in first} == {0} and len({r["config"] for r in first}) == 1
     assert [r for r in resumed if r["seed"] == 0] == first  # kept as written, typed back
     assert sorted({r["seed"] for r in resumed}) == [0, 1] and len(resumed) == 2 * len(first)
+    assert sorted(rebuilt, key=lambda r: (r["seed"], r["algo"], r["policy"])) == sorted(
+        resumed, key=lambda r: (r["seed"], r["algo"], r["policy"]))
+    assert "Seeds completed: [0, 1] (the table rebuilt from multigoal.csv by --no-run" in table
     assert {r["seed"] for r in other} == {1} and other[0]["config"] != first[0]["config"]
     with open(tmp_path / "multigoal/multigoal.csv", newline="") as f:
         assert [int(r["seed"]) for r in csv.DictReader(f)] == [r["seed"] for r in other]

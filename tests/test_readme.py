@@ -150,3 +150,15 @@ def test_ibc_row_adds_the_authors_pd_task_once_two_held_out_seeds_have_run_it(tm
     assert ibc(tmp_path).verdict.endswith(f"; IBC authors' PD task, {len(HELD_OUT_SEEDS)} held-out seeds: 0.800 "
                                           "[0.800, 0.800] against 0.100 [0.100, 0.100], ahead: difference 0.700 "
                                           "[0.700, 0.700]")
+
+
+def test_per_seed_values_get_their_mean_and_interval_from_three_seeds_on():
+    from experiments._headlines import per_seed
+    from experiments.stats import bootstrap_ci, mean
+
+    assert per_seed({0: 1.0, 1: 4.0, 7: 2.0}, [0, 1]) == "1 / 4"  # two seeds: no interval
+    values = {0: 1.0, 1: 4.0, 2: 2.0, 3: 2.0}
+    text = per_seed(values, [0, 1, 2, 3])
+    i = bootstrap_ci([1.0, 4.0, 2.0, 2.0], mean)
+    assert i.low < i.point == 2.25 < i.high
+    assert text.startswith(f"2.25 [{i.low:.2f}") and text.endswith("(seeds 1 / 4 / 2 / 2)")
