@@ -106,8 +106,8 @@ PD_STUDIES: dict[str, dict[str, Any]] = {
 declared here before it runs. ``authors-data``: the IBC authors' data, observation and budget (2,000 oracle
 episodes without execution noise, the last 2 observations, batch 512 for about 10,000 steps: 51 epochs of the
 100,000 demonstrated steps), with this package's learner otherwise (64 uniform counter-examples, the MLP, the
-three inference rules). ``authors-data-long``, declared after ``authors-data`` ran (every method under 4%,
-implicit BC's training loss 0.16-0.20 at the end against 0.02 on the held-out runs): the same data and observation
+three inference rules). ``authors-data-long``, declared after ``authors-data`` ran (every method failed almost always,
+and implicit BC's final training loss stayed far above the held-out runs'): the same data and observation
 at this package's budget (batch 256 for about 58,600 steps: 150 epochs), to tell an untrained energy from a
 trained one that still fails. A study's settings replace the fields left at their defaults (an option given on the
 command line wins), its seeds default to ``PD_TUNING_SEEDS``, and it writes ``results/ibc_particle_pd_<name>/``.
