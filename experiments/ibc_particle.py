@@ -397,8 +397,13 @@ def write_results(rows: list[dict[str, Any]], args: Args, out_dir: Path) -> list
             if not by_seed:  # a method added after the kept rows were made
                 continue
             ci = bootstrap_ci(list(by_seed.values()), mean)
+            visits = {}  # where the failures are (PD runs that record it): the share of episodes that visited each goal
+            for key in ("visited_goal_1", "visited_goal_2"):
+                seen = [r[key] for r in rows if r["dim"] == dim and r["method"] == method and r.get(key, "") != ""]
+                if len(seen) == len(by_seed):
+                    visits[key] = float(mean(seen))
             summary.append({"dim": dim, "seed": f"mean of {len(by_seed)}", "method": method,
-                            "success": ci.point, "ci_low": ci.low, "ci_high": ci.high})
+                            "success": ci.point, "ci_low": ci.low, "ci_high": ci.high, **visits})
             shared = sorted(set(by_seed) & set(baseline))
             if method not in ("MSE-BC", "expert") and len(shared) >= 2:
                 diff = paired_difference_ci([by_seed[s] for s in shared], [baseline[s] for s in shared])

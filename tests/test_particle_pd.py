@@ -159,6 +159,10 @@ def test_ibc_particle_trains_and_acts_on_an_observation_history(tmp_path, monkey
     for r in rows:
         if r["seed"] == 0 and r["method"] != "expert":  # where the failures are: goal 1 missed, or goal 2
             assert r["success"] <= r["visited_goal_2"] <= r["visited_goal_1"] <= 1.0
+    for method in ("IBC-DFO", "MSE-BC"):  # one seed: the summary's shares are that seed's
+        seed_row, summary = (next(r for r in rows if (r["method"], r["seed"]) == (method, s)) for s in (0, "mean of 1"))
+        assert summary["visited_goal_1"] == seed_row["visited_goal_1"]
+        assert summary["visited_goal_2"] == seed_row["visited_goal_2"]
     assert "- history: `2`" in (tmp_path / "ibc_particle_pd/ibc_particle.md").read_text(encoding="utf-8")
 
 
