@@ -101,6 +101,7 @@ PD_TUNING_SEEDS: tuple[int, ...] = (200, 201, 202)
 PD_STUDIES: dict[str, dict[str, Any]] = {
     "authors-data": {"n_demos": 2000, "demo_noise": 0.0, "history": 2, "batch_size": 512, "epochs": 51},
     "authors-data-long": {"n_demos": 2000, "demo_noise": 0.0, "history": 2, "batch_size": 256, "epochs": 150},
+    "history-2": {"history": 2},
 }
 """Configurations tried on ``PD_TUNING_SEEDS`` to find why implicit BC does not beat MSE BC on the PD task, each
 declared here before it runs. ``authors-data``: the IBC authors' data, observation and budget (2,000 oracle
@@ -109,7 +110,9 @@ episodes without execution noise, the last 2 observations, batch 512 for about 1
 three inference rules). ``authors-data-long``, declared after ``authors-data`` ran (every method failed almost always,
 and implicit BC's final training loss stayed far above the held-out runs'): the same data and observation
 at this package's budget (batch 256 for about 58,600 steps: 150 epochs), to tell an untrained energy from a
-trained one that still fails. A study's settings replace the fields left at their defaults (an option given on the
+trained one that still fails. ``history-2``, declared after both had failed: this package's configuration with
+one change, the authors' 2-frame observation (whether goal 1 has been visited is then in the velocity's recent
+change, not in the velocity alone). A study's settings replace the fields left at their defaults (an option given on the
 command line wins), its seeds default to ``PD_TUNING_SEEDS``, and it writes ``results/ibc_particle_pd_<name>/``.
 Rule, fixed before any run: a study's configuration goes on to ``PD_NEXT_HELD_OUT_SEEDS`` with a method that
 beats MSE BC on each of the three tuning seeds (the one with the higher mean, if two do); otherwise it does not."""
