@@ -111,8 +111,8 @@ three inference rules). ``authors-data-long``, declared after ``authors-data`` r
 and implicit BC's final training loss stayed far above the held-out runs'): the same data and observation
 at this package's budget (batch 256 for about 58,600 steps: 150 epochs), to tell an untrained energy from a
 trained one that still fails. ``history-2``, declared after both had failed: this package's configuration with
-one change, the authors' 2-frame observation (whether goal 1 has been visited is then in the velocity's recent
-change, not in the velocity alone). A study's settings replace the fields left at their defaults (an option given on the
+one change, the authors' 2-frame observation (one frame carries the velocity already; two add its change). A
+study's settings replace the fields left at their defaults (an option given on the
 command line wins), its seeds default to ``PD_TUNING_SEEDS``, and it writes ``results/ibc_particle_pd_<name>/``.
 Rule, fixed before any run: a study's configuration goes on to ``PD_NEXT_HELD_OUT_SEEDS`` with a method that
 beats MSE BC on each of the three tuning seeds (the one with the higher mean, if two do); otherwise it does not."""
