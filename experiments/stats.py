@@ -95,7 +95,10 @@ class Interval:
         return self.low <= value <= self.high
 
     def __str__(self) -> str:
-        return f"{self.point:.4g} [{self.low:.4g}, {self.high:.4g}]"
+        # A point a billionth of the interval's width from zero is rounding error (a mean of differences that
+        # cancel), written 0 rather than as -4.6e-18.
+        point = 0.0 if abs(self.point) <= 1e-9 * (self.high - self.low) else self.point
+        return f"{point:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
 
 def _strata(scores: Scores) -> list[np.ndarray]:

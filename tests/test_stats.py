@@ -113,6 +113,12 @@ def test_paired_difference_cancels_what_a_seeds_pair_shares():
     assert bootstrap_ci(a, mean, reps=2_000).includes(float(b.mean()))
 
 
+def test_an_interval_writes_a_point_at_rounding_error_from_zero_as_zero():
+    assert str(Interval(point=-4.626e-18, low=-0.04, high=0.03, confidence=0.95)) == "0 [-0.04, 0.03]"
+    assert str(Interval(point=-5.364e-05, low=-1e-4, high=-1e-5, confidence=0.95)) == "-5.364e-05 [-0.0001, -1e-05]"
+    assert str(Interval(point=1.0, low=1.0, high=1.0, confidence=0.95)) == "1 [1, 1]"
+
+
 def test_a_difference_whose_interval_includes_zero_is_a_tie():
     assert is_tie(Interval(point=0.3, low=-0.1, high=0.7, confidence=0.95))
     assert is_tie(Interval(point=0.0, low=0.0, high=0.0, confidence=0.95))
