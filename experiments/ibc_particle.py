@@ -117,6 +117,14 @@ command line wins), its seeds default to ``PD_TUNING_SEEDS``, and it writes ``re
 Rule, fixed before any run: a study's configuration goes on to ``PD_NEXT_HELD_OUT_SEEDS`` with a method that
 beats MSE BC on each of the three tuning seeds (the one with the higher mean, if two do); otherwise it does not."""
 
+PD_CHOSEN: tuple[str, str] = ("history-2", "IBC-Langevin")
+"""The study and the method that ``PD_STUDIES``' rule chose on ``PD_TUNING_SEEDS``, fixed here before any run on
+``PD_NEXT_HELD_OUT_SEEDS``: ``history-2`` was the first study in which a method beat MSE BC on each tuning seed,
+and two did (IBC-DFO-sample and IBC-Langevin); IBC-Langevin had the higher mean. None of its held-out runs has
+run yet. They need a folder of their own (a run writes only its configuration's rows into its table), e.g.
+``EBRL_RESULTS_ROOT=results/ibc_particle_pd_held_out python -m experiments.ibc_particle --task pd --history 2
+--resume --seeds 300 301 302 303 304``."""
+
 PD_NEXT_HELD_OUT_SEEDS: tuple[int, ...] = (300, 301, 302, 303, 304)
 """Fresh held-out seeds for a PD configuration chosen on ``PD_TUNING_SEEDS``, declared before any run on them: the
 PD task's ``HELD_OUT_SEEDS`` have been seen with the obstacle task's configuration."""

@@ -222,3 +222,20 @@ def test_a_pd_study_writes_its_own_folder_and_says_its_rows_are_not_results(tmp_
     assert {r["config"] for r in rows if r["seed"] == 0} == {config_key(with_study(args))}
     settings = with_study(args)
     assert config_key(settings) == config_key(dataclasses.replace(settings, study=""))  # the name is no setting
+
+
+def test_the_chosen_pd_study_and_method_exist_and_its_held_out_seeds_are_fresh():
+    from experiments.ibc_particle import (
+        HELD_OUT_SEEDS,
+        METHODS,
+        PD_CHOSEN,
+        PD_NEXT_HELD_OUT_SEEDS,
+        PD_STUDIES,
+        PD_TUNING_SEEDS,
+        TUNING_SEEDS,
+    )
+
+    study, method = PD_CHOSEN
+    assert study in PD_STUDIES and method in METHODS and method not in ("MSE-BC", "expert")
+    seen = set(PD_TUNING_SEEDS) | set(HELD_OUT_SEEDS) | set(TUNING_SEEDS)
+    assert len(PD_NEXT_HELD_OUT_SEEDS) >= 5 and not seen & set(PD_NEXT_HELD_OUT_SEEDS)
