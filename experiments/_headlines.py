@@ -344,9 +344,6 @@ def priors(root: Path) -> Headline:
     seeds, diff = paired(residual, none)
     steps = max(int(float(r["steps_trained"])) for r in mine if int(r["seed"]) in seeds)
 
-    def show(x: dict[int, float]) -> str:
-        return f"{ci([x[s] for s in seeds])} (seeds {' / '.join(fmt(x[s]) for s in seeds)})"
-
     solved = sum(residual[s] >= 0.8 for s in seeds)
     curves = rows(root / "priors/runs_curves.csv", algo="SoftQ")
     configs = {(r["variant"], r["seed"]): r["config"] for r in mine}
@@ -371,7 +368,8 @@ def priors(root: Path) -> Headline:
     return Headline(
         f"Sparse goal: final deterministic success after {steps:,} steps, {len(seeds)} held-out seeds (SoftQ)",
         "docs/algorithms/value-priors.md",
-        f"implicit-BC state-action prior under the critic {show(residual)}", f"no prior {show(none)}",
+        f"implicit-BC state-action prior under the critic {per_seed(residual, seeds)}",
+        f"no prior {per_seed(none, seeds)}",
         pending(verdict(diff), len(seeds), len(declared), False)
         + f"; at least 80% on {solved} of {len(seeds)} seeds (the target is every seed){window_text}{elsewhere_text}",
     )

@@ -136,7 +136,7 @@ def main(args: Args) -> list[dict[str, Any]]:
     if not args.run:
         if not rows:
             raise ValueError(f"run=False: {out_dir / 'multigoal.csv'} has no rows of this configuration ({digest})")
-        write_results(out_dir, args, sorted(rows, key=lambda r: r["seed"]))
+        write_results(out_dir, args, rows)
         return rows
     first_seed: dict[tuple[str, str], list[dict[str, Any]]] = {}
     plotted = min([*args.seeds, *(r["seed"] for r in rows)])  # the figure shows the lowest seed
@@ -168,13 +168,13 @@ def main(args: Args) -> list[dict[str, Any]]:
         # written after every seed, so a run cut short keeps the seeds it finished
         if first_seed:
             plot(first_seed, str(out_dir / "multigoal.png"))
-        rows.sort(key=lambda r: r["seed"])
         write_results(out_dir, args, rows)
     return rows
 
 
 def write_results(out_dir: Path, args: Args, rows: list[dict[str, Any]]) -> None:
-    """Write ``multigoal.csv`` and ``multigoal.md`` from ``rows`` (sorted by seed)."""
+    """Write ``multigoal.csv`` and ``multigoal.md`` from ``rows``, in order of seed."""
+    rows = sorted(rows, key=lambda r: r["seed"])
     seeds = sorted({r["seed"] for r in rows})
     ran = (" (the table rebuilt from multigoal.csv by --no-run; nothing trained)." if not args.run
            else f" ({list(args.seeds)} in this invocation)." if args.resume else f" of {list(args.seeds)}.")
